@@ -1,0 +1,1 @@
+//! Model specs, presets, Hugging Face import, exact parameter counts, FLOPs, memory per GPU and scaling laws.

@@ -1,0 +1,1 @@
+//! Byte-level BPE: train, encode, decode, save and load rank files.

@@ -1,0 +1,1 @@
+//! Hardware catalog and cluster topology: nodes, fabrics, links, routing.
