@@ -26,6 +26,19 @@ enum Command {
     Model(cmd::model::Args),
     /// Compute economics: C = 6ND, Chinchilla loss, compute-optimal size, GPU-hours.
     Scale(cmd::scale::Args),
+    /// Summarise a cluster file (GPUs, nodes, bisection bandwidth, diameter); draw it.
+    Topology(cmd::topology::Args),
+    /// Time a collective on a cluster across message sizes, like nccl-tests.
+    Collective(cmd::collective::Args),
+    /// Train, apply and inspect a byte-level BPE tokenizer.
+    #[command(subcommand)]
+    Tokenize(cmd::tokenize::Command),
+    /// Train the small GPT on a text file.
+    Train(cmd::train::Args),
+    /// Sample text from a trained checkpoint.
+    Generate(cmd::generate::Args),
+    /// Show a checkpoint's causal attention weights for a text.
+    Attention(cmd::attention::Args),
 }
 
 fn main() {
@@ -34,6 +47,12 @@ fn main() {
         Command::Presets(args) => cmd::presets::run(args),
         Command::Model(args) => cmd::model::run(args),
         Command::Scale(args) => cmd::scale::run(args),
+        Command::Topology(args) => cmd::topology::run(args),
+        Command::Collective(args) => cmd::collective::run(args),
+        Command::Tokenize(command) => cmd::tokenize::run(command),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
+        Command::Attention(args) => cmd::attention::run(args),
     };
     if let Err(err) = result {
         std::process::exit(exit::report(&err));

@@ -1,5 +1,11 @@
 //! One module per subcommand: its flags (`Args`) and `run`.
 
+pub(crate) mod attention;
+pub(crate) mod collective;
+pub(crate) mod generate;
 pub(crate) mod model;
 pub(crate) mod presets;
 pub(crate) mod scale;
+pub(crate) mod tokenize;
+pub(crate) mod topology;
+pub(crate) mod train;
