@@ -13,7 +13,11 @@ pub fn format_bytes(bytes: f64) -> String {
 /// Binary bytes: `1 << 30` → `"1.00 GiB"`.
 pub fn format_bytes_binary(bytes: f64) -> String {
     const K: f64 = 1024.0;
-    scaled(bytes, &[(K * K * K * K * K, "PiB"), (K * K * K * K, "TiB"), (K * K * K, "GiB"), (K * K, "MiB"), (K, "KiB")], "B")
+    scaled(
+        bytes,
+        &[(K * K * K * K * K, "PiB"), (K * K * K * K, "TiB"), (K * K * K, "GiB"), (K * K, "MiB"), (K, "KiB")],
+        "B",
+    )
 }
 
 /// FLOP counts: `3.1e23` → `"3.10e23 FLOP"`; small counts get SI prefixes (`"1.20 TFLOP"`).
@@ -21,7 +25,11 @@ pub fn format_flops(flop: f64) -> String {
     if flop >= 1e18 {
         format!("{flop:.2e} FLOP")
     } else {
-        scaled(flop, &[(1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP"), (1e3, "KFLOP")], "FLOP")
+        scaled(
+            flop,
+            &[(1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP"), (1e3, "KFLOP")],
+            "FLOP",
+        )
     }
 }
 

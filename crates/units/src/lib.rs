@@ -13,7 +13,9 @@
 mod format;
 mod parse;
 
-pub use format::{format_bytes, format_bytes_binary, format_count, format_duration, format_flops, format_rate};
+pub use format::{
+    format_bytes, format_bytes_binary, format_count, format_duration, format_flops, format_rate,
+};
 pub use parse::{ParseError, parse_bytes, parse_count, parse_duration, parse_size_range};
 
 /// One gigabyte, decimal (10⁹ bytes).
