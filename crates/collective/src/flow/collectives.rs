@@ -1,0 +1,406 @@
+//! Collectives lowered to phases of point-to-point flows, many at once on one [`FlowNetwork`].
+//!
+//! Lowerings (each channel is its own set of flows with its own ECMP hash):
+//! - **ring** (all-reduce 2(n−1) steps, all-gather / reduce-scatter n−1 steps): every step, every rank sends
+//!   S/(n·channels) to its ring successor; a step ends when all its flows are delivered. Ranks are ordered by
+//!   node so that a ring crosses each node boundary once. On an idle network this is exactly the α-β ring:
+//!   2(n−1)·(α + S/(n·B)).
+//! - **chain** (broadcast, reduce): the pipelined ring: every edge of the chain carries S at once, plus
+//!   (n−1) step latencies of pipeline fill.
+//! - **tree** (all-reduce): two binary trees (the second over the rank order rotated by one, so most interior
+//!   ranks of one are leaves of the other, as in NCCL's double binary tree), each carrying S/2 up and S/2 down
+//!   on every edge at once (the pipelined steady state), plus 2·depth step latencies.
+//! - **nvls** (single node): every GPU sends its data up to the switch and receives the result down, at once.
+//! - **hierarchical**: ring reduce-scatter inside every node, ring all-reduce of 1/ppn of the data on every rail,
+//!   ring all-gather inside every node (all-gather / reduce-scatter: the matching two phases).
+//! - **direct** (all-to-all, send/recv): every pair at once.
+//! `nvls-tree` is lowered as hierarchical and `pat` as ring.
+
+use crate::error::CollectiveError;
+use crate::flow::fabric::{Router, mix};
+use crate::flow::{Delivery, FlowNetwork, FlowSpec};
+use crate::op::{Algorithm, Op};
+
+/// How a lowered collective's flows behave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlowConfig {
+    /// Parallel channels (rings or tree pairs); each is its own flows with its own ECMP hash.
+    pub channels: u32,
+    /// Software/protocol latency of one step, added to every flow's path latency, seconds.
+    pub step_latency_s: f64,
+    /// Cap on every flow's rate (NIC line rate × protocol efficiency), bytes/s; `f64::INFINITY` for none.
+    pub rate_cap_bytes_per_s: f64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig { channels: 1, step_latency_s: 0.0, rate_cap_bytes_per_s: f64::INFINITY }
+    }
+}
+
+/// One collective to run on the flow network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowCollective {
+    /// The GPUs of the group (global ids the router knows).
+    pub ranks: Vec<u32>,
+    /// What to do.
+    pub op: Op,
+    /// nccl-tests size (see [`Op`]).
+    pub bytes: u64,
+    /// How (see the module docs for the lowering of each).
+    pub algorithm: Algorithm,
+    /// Flow behaviour.
+    pub config: FlowConfig,
+    /// The caller's label, returned on completion.
+    pub tag: u64,
+}
+
+/// A finished collective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CollectiveDone {
+    /// The caller's label.
+    pub tag: u64,
+    /// When it was submitted, seconds.
+    pub start_s: f64,
+    /// When its last flow was delivered, seconds.
+    pub end_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    Gpu(u32),
+    ReduceUp,
+    ReduceDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Transfer {
+    src: u32,
+    dst: End,
+    bytes: f64,
+    /// Step latencies this flow carries beyond its own step (pipeline fill).
+    extra_steps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Stage {
+    /// `steps` synchronous steps; in each, every ring's rank i sends `bytes_per_flow` to rank i+1.
+    Rings { rings: Vec<Vec<u32>>, steps: u32, bytes_per_flow: f64 },
+    /// One phase with these transfers.
+    Once(Vec<Transfer>),
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    stages: Vec<Stage>,
+    stage: usize,
+    step: u32,
+    outstanding: u64,
+    start_s: f64,
+    tag: u64,
+    config: FlowConfig,
+}
+
+/// Collectives running concurrently over one shared [`FlowNetwork`].
+#[derive(Debug)]
+pub struct FlowSim<R: Router> {
+    router: R,
+    net: FlowNetwork,
+    runs: Vec<Option<Run>>,
+    path: Vec<u32>,
+    deliveries: Vec<Delivery>,
+}
+
+impl<R: Router> FlowSim<R> {
+    /// An idle network over the router's links.
+    pub fn new(router: R) -> Result<FlowSim<R>, CollectiveError> {
+        let net = FlowNetwork::new(&router.links())?;
+        Ok(FlowSim { router, net, runs: Vec::new(), path: Vec::new(), deliveries: Vec::new() })
+    }
+
+    /// Current simulated time, seconds.
+    pub fn now_s(&self) -> f64 {
+        self.net.now_s()
+    }
+
+    /// Flow events handled so far.
+    pub fn n_flow_events(&self) -> u64 {
+        self.net.n_events()
+    }
+
+    /// The router.
+    pub fn router(&self) -> &R {
+        &self.router
+    }
+
+    /// Starts a collective now.
+    pub fn submit(&mut self, collective: &FlowCollective) -> Result<(), CollectiveError> {
+        let stages = lower(&self.router, collective)?;
+        let run_idx = self.runs.len();
+        self.runs.push(Some(Run {
+            stages,
+            stage: 0,
+            step: 0,
+            outstanding: 0,
+            start_s: self.net.now_s(),
+            tag: collective.tag,
+            config: collective.config,
+        }));
+        let mut done = Vec::new();
+        self.start_phase(run_idx, &mut done)?;
+        debug_assert!(done.is_empty() || self.runs[run_idx].is_none());
+        Ok(())
+    }
+
+    /// Handles the next batch of network events; appends collectives that finished to `done`. Returns `false`
+    /// once nothing is left to happen.
+    pub fn advance(&mut self, done: &mut Vec<CollectiveDone>) -> Result<bool, CollectiveError> {
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        deliveries.clear();
+        if !self.net.advance(&mut deliveries) {
+            self.deliveries = deliveries;
+            return Ok(false);
+        }
+        for delivery in &deliveries {
+            let run_idx = (delivery.tag >> 32) as usize;
+            let Some(run) = self.runs[run_idx].as_mut() else { continue };
+            run.outstanding -= 1;
+            if run.outstanding == 0 {
+                self.next_phase(run_idx, done)?;
+            }
+        }
+        self.deliveries = deliveries;
+        Ok(true)
+    }
+
+    /// Runs until every submitted collective has finished; returns them in completion order.
+    pub fn run_to_idle(&mut self) -> Result<Vec<CollectiveDone>, CollectiveError> {
+        let mut done = Vec::new();
+        while self.advance(&mut done)? {}
+        Ok(done)
+    }
+
+    fn next_phase(&mut self, run_idx: usize, done: &mut Vec<CollectiveDone>) -> Result<(), CollectiveError> {
+        let run = self.runs[run_idx].as_mut().expect("run is live");
+        run.step += 1;
+        if let Stage::Rings { steps, .. } = run.stages[run.stage]
+            && run.step < steps
+        {
+            return self.start_phase(run_idx, done);
+        }
+        run.stage += 1;
+        run.step = 0;
+        self.start_phase(run_idx, done)
+    }
+
+    /// Starts the current phase of a run, skipping empty ones; finishes the run when none is left.
+    fn start_phase(&mut self, run_idx: usize, done: &mut Vec<CollectiveDone>) -> Result<(), CollectiveError> {
+        loop {
+            let run = self.runs[run_idx].as_ref().expect("run is live");
+            if run.stage >= run.stages.len() {
+                let run = self.runs[run_idx].take().expect("run is live");
+                done.push(CollectiveDone { tag: run.tag, start_s: run.start_s, end_s: self.net.now_s() });
+                return Ok(());
+            }
+            let config = run.config;
+            let mut started = 0u64;
+            let stage = &run.stages[run.stage];
+            let step = run.step;
+            let mut transfers: Vec<Transfer> = Vec::new();
+            let mut empty_rings = false;
+            match stage {
+                Stage::Rings { rings, steps, bytes_per_flow } => {
+                    empty_rings = *steps == 0;
+                    for ring in rings {
+                        if ring.len() < 2 {
+                            continue;
+                        }
+                        for (i, &src) in ring.iter().enumerate() {
+                            let dst = ring[(i + 1) % ring.len()];
+                            transfers.push(Transfer { src, dst: End::Gpu(dst), bytes: *bytes_per_flow, extra_steps: 0.0 });
+                        }
+                    }
+                }
+                Stage::Once(list) => transfers.extend_from_slice(list),
+            }
+            if !empty_rings {
+                let _ = step;
+                for t in &transfers {
+                    for channel in 0..config.channels.max(1) {
+                        self.start_flow(run_idx, t, channel, &config)?;
+                        started += 1;
+                    }
+                }
+            }
+            let run = self.runs[run_idx].as_mut().expect("run is live");
+            if started > 0 {
+                run.outstanding = started;
+                return Ok(());
+            }
+            run.stage += 1;
+            run.step = 0;
+        }
+    }
+
+    fn start_flow(&mut self, run_idx: usize, t: &Transfer, channel: u32, config: &FlowConfig) -> Result<(), CollectiveError> {
+        self.path.clear();
+        let hash = mix((run_idx as u64) << 40 ^ (channel as u64) << 32 ^ (t.src as u64) << 16 ^ dst_key(t.dst));
+        match t.dst {
+            End::Gpu(dst) => self.router.path(t.src, dst, hash, &mut self.path)?,
+            End::ReduceUp | End::ReduceDown => {
+                let (up, down) = self.router.reduction_ports(t.src).ok_or_else(|| CollectiveError::Unsupported {
+                    algorithm: "nvls".into(),
+                    op: "in-switch reduction".into(),
+                    reason: format!("GPU {} has no reducing switch", t.src),
+                })?;
+                self.path.push(if t.dst == End::ReduceUp { up } else { down });
+            }
+        }
+        let spec = FlowSpec {
+            path: std::mem::take(&mut self.path),
+            bytes: t.bytes / config.channels.max(1) as f64,
+            rate_cap_bytes_per_s: config.rate_cap_bytes_per_s,
+            extra_latency_s: config.step_latency_s * (1.0 + t.extra_steps),
+            tag: (run_idx as u64) << 32,
+        };
+        self.net.start(&spec)?;
+        self.path = spec.path;
+        Ok(())
+    }
+}
+
+fn dst_key(end: End) -> u64 {
+    match end {
+        End::Gpu(g) => g as u64,
+        End::ReduceUp => 1 << 31,
+        End::ReduceDown => 1 << 30,
+    }
+}
+
+/// Lowers a collective to stages of flows (see the module docs).
+fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Stage>, CollectiveError> {
+    let n = c.ranks.len();
+    if n < 2 {
+        return Err(CollectiveError::BadGroup { n_ranks: n, reason: "a collective needs at least 2 ranks".into() });
+    }
+    let mut order = c.ranks.clone();
+    order.sort_by_key(|g| (router.node_of(*g), *g));
+    if order.windows(2).any(|w| w[0] == w[1]) {
+        return Err(CollectiveError::BadGroup { n_ranks: n, reason: "a GPU appears twice in the group".into() });
+    }
+    let s = c.bytes as f64;
+    let nf = n as f64;
+    let unsupported = |why: &str| CollectiveError::Unsupported {
+        algorithm: c.algorithm.name().into(),
+        op: c.op.name().into(),
+        reason: why.into(),
+    };
+    let ring_steps = |op: Op| -> Result<u32, CollectiveError> {
+        match op {
+            Op::AllReduce => Ok(2 * (n as u32 - 1)),
+            Op::AllGather | Op::ReduceScatter => Ok(n as u32 - 1),
+            _ => Err(unsupported("the ring lowering covers all-reduce, all-gather and reduce-scatter")),
+        }
+    };
+    let stages = match (c.algorithm, c.op) {
+        (_, Op::SendRecv) => vec![Stage::Once(vec![Transfer {
+            src: c.ranks[0],
+            dst: End::Gpu(c.ranks[1]),
+            bytes: s,
+            extra_steps: 0.0,
+        }])],
+        (_, Op::Broadcast | Op::Reduce) => {
+            let chain = order
+                .windows(2)
+                .map(|w| Transfer { src: w[0], dst: End::Gpu(w[1]), bytes: s, extra_steps: nf - 2.0 })
+                .collect();
+            vec![Stage::Once(chain)]
+        }
+        (_, Op::AllToAll) => {
+            let mut pairs = Vec::with_capacity(n * (n - 1));
+            for &src in &order {
+                for &dst in &order {
+                    if src != dst {
+                        pairs.push(Transfer { src, dst: End::Gpu(dst), bytes: s / nf, extra_steps: 0.0 });
+                    }
+                }
+            }
+            vec![Stage::Once(pairs)]
+        }
+        (Algorithm::Ring | Algorithm::Pat | Algorithm::Direct, op) => {
+            vec![Stage::Rings { rings: vec![order], steps: ring_steps(op)?, bytes_per_flow: s / nf }]
+        }
+        (Algorithm::Tree, Op::AllReduce) => {
+            let depth = (usize::BITS - n.leading_zeros()) as f64;
+            let mut edges = Vec::new();
+            for rotation in [0, 1] {
+                let at = |i: usize| order[(i + rotation) % n];
+                for i in 1..n {
+                    let (child, parent) = (at(i), at((i - 1) / 2));
+                    let half = s / 2.0;
+                    let extra = 2.0 * depth - 1.0;
+                    edges.push(Transfer { src: child, dst: End::Gpu(parent), bytes: half, extra_steps: extra });
+                    edges.push(Transfer { src: parent, dst: End::Gpu(child), bytes: half, extra_steps: extra });
+                }
+            }
+            vec![Stage::Once(edges)]
+        }
+        (Algorithm::Tree, _) => return Err(unsupported("tree runs all-reduce only")),
+        (Algorithm::Nvls, op) => {
+            let node = router.node_of(order[0]);
+            if order.iter().any(|g| router.node_of(*g) != node) {
+                return Err(unsupported("in-switch reduction is modelled inside one node only"));
+            }
+            let per_gpu = match op {
+                Op::AllReduce => s,
+                Op::AllGather | Op::ReduceScatter => s * (nf - 1.0) / nf,
+                _ => return Err(unsupported("nvls runs all-reduce, all-gather and reduce-scatter")),
+            };
+            let mut flows = Vec::with_capacity(2 * n);
+            for &gpu in &order {
+                flows.push(Transfer { src: gpu, dst: End::ReduceUp, bytes: per_gpu, extra_steps: 0.0 });
+                flows.push(Transfer { src: gpu, dst: End::ReduceDown, bytes: per_gpu, extra_steps: 0.0 });
+            }
+            vec![Stage::Once(flows)]
+        }
+        (Algorithm::Hierarchical | Algorithm::NvlsTree, op) => hierarchical(router, &order, op, s)
+            .ok_or_else(|| unsupported("hierarchical needs the same number (≥ 2) of ranks on each of ≥ 2 nodes"))?,
+    };
+    Ok(stages)
+}
+
+/// Intra-node rings (one per node) and rail rings (one per local index) for the hierarchical algorithm.
+fn hierarchical<R: Router>(router: &R, order: &[u32], op: Op, s: f64) -> Option<Vec<Stage>> {
+    let mut nodes: Vec<Vec<u32>> = Vec::new();
+    for &gpu in order {
+        match nodes.last_mut() {
+            Some(last) if router.node_of(last[0]) == router.node_of(gpu) => last.push(gpu),
+            _ => nodes.push(vec![gpu]),
+        }
+    }
+    let ppn = nodes[0].len();
+    let n_nodes = nodes.len();
+    if n_nodes < 2 || ppn < 2 || nodes.iter().any(|g| g.len() != ppn) {
+        return None;
+    }
+    let rails: Vec<Vec<u32>> = (0..ppn).map(|r| nodes.iter().map(|g| g[r]).collect()).collect();
+    let (p, nn) = (ppn as f64, n_nodes as f64);
+    let intra = |steps| Stage::Rings { rings: nodes.clone(), steps, bytes_per_flow: s / p };
+    let stages = match op {
+        Op::AllReduce => vec![
+            intra(ppn as u32 - 1),
+            Stage::Rings { rings: rails, steps: 2 * (n_nodes as u32 - 1), bytes_per_flow: s / p / nn },
+            intra(ppn as u32 - 1),
+        ],
+        Op::AllGather => vec![
+            Stage::Rings { rings: rails, steps: n_nodes as u32 - 1, bytes_per_flow: s / p / nn },
+            intra(ppn as u32 - 1),
+        ],
+        Op::ReduceScatter => vec![
+            intra(ppn as u32 - 1),
+            Stage::Rings { rings: rails, steps: n_nodes as u32 - 1, bytes_per_flow: s / p / nn },
+        ],
+        _ => return None,
+    };
+    Some(stages)
+}
