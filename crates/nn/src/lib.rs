@@ -1,1 +1,33 @@
-//! A small GPT that really trains (candle), KV cache, sampling, speculative decoding, MoE.
+//! A small GPT that really trains, on candle (CPU by default; the `cuda` feature runs it on a GPU).
+//!
+//! - [`config`]: the shape ([`config::GptConfig`]), built from or turned into a `model::ModelSpec`, with a
+//!   parameter count that agrees exactly with `model::param_counts`.
+//! - [`params`]: seeded initialisation, trainable variables, safetensors bytes.
+//! - [`gpt`]: the model ([`gpt::Gpt`]): forward with a KV cache, loss, attention weights.
+//! - [`attention`]: causal MHA/GQA attention and the [`attention::KvCache`].
+//! - [`vocab`]: character-level and BPE vocabularies.
+//! - [`data`]: train/validation split and seeded batches.
+//! - [`train`]: AdamW with nanoGPT's schedule, gradient clipping, evaluation.
+//! - [`sampling`]: repetition penalty, temperature, min-p, top-k, top-p, seeded sampling.
+//! - [`generate`]: autoregressive generation with or without the KV cache.
+//! - [`speculative`]: speculative decoding with a draft model (exact rejection sampling).
+//! - [`batching`]: static and continuous (iteration-level) batching under a KV-cache budget.
+//!
+//! The crate is pure: it takes text and bytes and returns data. It reads no files and no clock; all randomness
+//! is seeded.
+
+pub mod attention;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod gpt;
+mod layers;
+mod moe;
+pub mod params;
+pub mod train;
+pub mod vocab;
+
+#[cfg(test)]
+mod gpt_tests;
+
+pub use error::{NnError, Result};
