@@ -115,6 +115,26 @@ pub fn layer_params(spec: &ModelSpec, layer: u64) -> LayerParams {
     }
 }
 
+/// Parameters of layer `layer` held by one GPU with tensor-parallel size `tp` and expert-parallel size `ep`,
+/// as (non-expert, routed-expert) parameters. Routed experts are split by `tp · ep` (expert tensor parallelism
+/// equal to `tp`); everything else as [`LayerParams`] says.
+pub fn layer_params_per_gpu(spec: &ModelSpec, layer: u64, tp: u64, ep: u64) -> (f64, f64) {
+    let p = layer_params(spec, layer);
+    let (tp, ep) = (tp.max(1) as f64, ep.max(1) as f64);
+    let (routed_sharded, routed_replicated) =
+        if spec.is_moe_layer(layer) { routed_split(spec) } else { (0, 0) };
+    let dense = (p.tp_sharded - routed_sharded) as f64 / tp + (p.tp_replicated - routed_replicated) as f64;
+    let experts = routed_sharded as f64 / (tp * ep) + routed_replicated as f64 / ep;
+    (dense, experts)
+}
+
+/// (TP-sharded, TP-replicated) parameters of the routed experts of one MoE layer.
+fn routed_split(spec: &ModelSpec) -> (u64, u64) {
+    let Some(moe) = &spec.moe else { return (0, 0) };
+    let (s, r) = mlp_params(spec, moe.expert_ffn_hidden);
+    (moe.n_experts * s, moe.n_experts * r)
+}
+
 /// The `12·h²·L` rule of thumb (4h² attention + 8h² MLP per layer; Kaplan et al. 2020 §2.1).
 pub fn rule_of_thumb_params(spec: &ModelSpec) -> u64 {
     12 * spec.hidden * spec.hidden * spec.n_layers
