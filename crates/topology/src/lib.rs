@@ -6,6 +6,8 @@
 //!   seconds), with structured, deterministic ECMP routing ([`Cluster::route`]) and whole-cluster figures
 //!   (bisection bandwidth, diameter).
 //!
+//! - [`render`]: the cluster as a layered drawing, Graphviz DOT or SVG text.
+//!
 //! Pure and deterministic: no IO, no clock, no hash maps.
 
 pub mod catalog;
@@ -14,10 +16,11 @@ mod construct;
 mod error;
 mod metrics;
 mod presets;
-
+pub mod render;
 mod route;
 mod shape;
 mod spec;
+mod svg;
 #[cfg(test)]
 mod tests;
 
