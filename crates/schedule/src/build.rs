@@ -124,6 +124,7 @@ impl Builder<'_> {
         self.push(Stream::Compute, OpKind::Compute { work }, deps, tag)
     }
 
+    #[allow(clippy::too_many_arguments)] // one op record, spelled out at every call site
     fn collective(
         &mut self,
         stream: Stream,

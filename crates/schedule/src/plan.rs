@@ -238,11 +238,11 @@ impl ParallelPlan {
             ));
         }
         let heads = spec.n_heads;
-        if heads % u64::from(self.tp) != 0 {
+        if !heads.is_multiple_of(u64::from(self.tp)) {
             return c(format!("attention heads ({heads}) are not divisible by tp = {}", self.tp));
         }
         if spec.mla.is_none()
-            && spec.n_kv_heads % u64::from(self.tp) != 0
+            && !spec.n_kv_heads.is_multiple_of(u64::from(self.tp))
             && u64::from(self.tp) % spec.n_kv_heads != 0
         {
             return c(format!(
@@ -278,7 +278,7 @@ impl ParallelPlan {
             }
             None => {
                 let per = u64::from(self.pp) * u64::from(self.vp);
-                if spec.n_layers % per != 0 {
+                if !spec.n_layers.is_multiple_of(per) {
                     return c(format!(
                         "layers ({}) are not divisible by pp·vp = {}·{} = {per}; give stage_layers for an uneven split",
                         spec.n_layers, self.pp, self.vp
@@ -287,20 +287,20 @@ impl ParallelPlan {
             }
         }
         let per_step = self.micro_batch * self.dp;
-        if self.global_batch % per_step != 0 {
+        if !self.global_batch.is_multiple_of(per_step) {
             return c(format!(
                 "global batch ({}) is not divisible by micro_batch·dp = {}·{} = {per_step}",
                 self.global_batch, self.micro_batch, self.dp
             ));
         }
         let m = self.micro_batches();
-        if self.schedule == PipelineSchedule::Interleaved && m % self.pp != 0 {
+        if self.schedule == PipelineSchedule::Interleaved && !m.is_multiple_of(self.pp) {
             return c(format!(
                 "interleaved-1f1b needs micro-batches ({m}) to be a multiple of pp ({}), as Megatron requires",
                 self.pp
             ));
         }
-        if self.seq_len % self.cp != 0 {
+        if !self.seq_len.is_multiple_of(self.cp) {
             return c(format!("sequence length ({}) is not divisible by cp = {}", self.seq_len, self.cp));
         }
         if self.sequence_parallel && self.tp == 1 {
@@ -315,7 +315,7 @@ impl ParallelPlan {
         }
         if let Some(moe) = &spec.moe {
             let dp_cp = self.dp * self.cp;
-            if dp_cp % self.ep != 0 {
+            if !dp_cp.is_multiple_of(self.ep) {
                 return c(format!("ep = {} must divide dp·cp = {dp_cp}", self.ep));
             }
             if moe.n_experts % u64::from(self.ep) != 0 {
