@@ -208,6 +208,7 @@ impl<R: Router> FlowSim<R> {
             let step = run.step;
             let mut transfers: Vec<Transfer> = Vec::new();
             let mut empty_rings = false;
+            let is_rings = matches!(stage, Stage::Rings { .. });
             match stage {
                 Stage::Rings { rings, steps, bytes_per_flow } => {
                     empty_rings = *steps == 0;
@@ -224,10 +225,12 @@ impl<R: Router> FlowSim<R> {
                 Stage::Once(list) => transfers.extend_from_slice(list),
             }
             if !empty_rings {
-                let _ = step;
-                for t in &transfers {
-                    for channel in 0..config.channels.max(1) {
-                        self.start_flow(run_idx, t, channel, &config)?;
+                // Ring stages already hold one ring per channel; one-shot transfers are split over channels.
+                let split = if is_rings { 1 } else { config.channels.max(1) };
+                for (i, t) in transfers.iter().enumerate() {
+                    for channel in 0..split {
+                        let key = if is_rings { (i as u32).wrapping_add(step << 20) } else { channel };
+                        self.start_flow(run_idx, t, key, split, &config)?;
                         started += 1;
                     }
                 }
@@ -242,7 +245,14 @@ impl<R: Router> FlowSim<R> {
         }
     }
 
-    fn start_flow(&mut self, run_idx: usize, t: &Transfer, channel: u32, config: &FlowConfig) -> Result<(), CollectiveError> {
+    fn start_flow(
+        &mut self,
+        run_idx: usize,
+        t: &Transfer,
+        channel: u32,
+        split: u32,
+        config: &FlowConfig,
+    ) -> Result<(), CollectiveError> {
         self.path.clear();
         let hash = mix((run_idx as u64) << 40 ^ (channel as u64) << 32 ^ (t.src as u64) << 16 ^ dst_key(t.dst));
         match t.dst {
@@ -258,7 +268,7 @@ impl<R: Router> FlowSim<R> {
         }
         let spec = FlowSpec {
             path: std::mem::take(&mut self.path),
-            bytes: t.bytes / config.channels.max(1) as f64,
+            bytes: t.bytes / split as f64,
             rate_cap_bytes_per_s: config.rate_cap_bytes_per_s,
             extra_latency_s: config.step_latency_s * (1.0 + t.extra_steps),
             tag: (run_idx as u64) << 32,
@@ -290,6 +300,7 @@ fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Stage>, Collec
     }
     let s = c.bytes as f64;
     let nf = n as f64;
+    let channels = c.config.channels.max(1);
     let unsupported = |why: &str| CollectiveError::Unsupported {
         algorithm: c.algorithm.name().into(),
         op: c.op.name().into(),
@@ -328,7 +339,8 @@ fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Stage>, Collec
             vec![Stage::Once(pairs)]
         }
         (Algorithm::Ring | Algorithm::Pat | Algorithm::Direct, op) => {
-            vec![Stage::Rings { rings: vec![order], steps: ring_steps(op)?, bytes_per_flow: s / nf }]
+            let rings = (0..channels).map(|c| rail_aligned_ring(router, &order, c as usize)).collect();
+            vec![Stage::Rings { rings, steps: ring_steps(op)?, bytes_per_flow: s / nf / channels as f64 }]
         }
         (Algorithm::Tree, Op::AllReduce) => {
             let depth = (usize::BITS - n.leading_zeros()) as f64;
@@ -363,14 +375,14 @@ fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Stage>, Collec
             }
             vec![Stage::Once(flows)]
         }
-        (Algorithm::Hierarchical | Algorithm::NvlsTree, op) => hierarchical(router, &order, op, s)
+        (Algorithm::Hierarchical | Algorithm::NvlsTree, op) => hierarchical(router, &order, op, s, channels)
             .ok_or_else(|| unsupported("hierarchical needs the same number (≥ 2) of ranks on each of ≥ 2 nodes"))?,
     };
     Ok(stages)
 }
 
 /// Intra-node rings (one per node) and rail rings (one per local index) for the hierarchical algorithm.
-fn hierarchical<R: Router>(router: &R, order: &[u32], op: Op, s: f64) -> Option<Vec<Stage>> {
+fn hierarchical<R: Router>(router: &R, order: &[u32], op: Op, s: f64, channels: u32) -> Option<Vec<Stage>> {
     let mut nodes: Vec<Vec<u32>> = Vec::new();
     for &gpu in order {
         match nodes.last_mut() {
@@ -384,8 +396,12 @@ fn hierarchical<R: Router>(router: &R, order: &[u32], op: Op, s: f64) -> Option<
         return None;
     }
     let rails: Vec<Vec<u32>> = (0..ppn).map(|r| nodes.iter().map(|g| g[r]).collect()).collect();
-    let (p, nn) = (ppn as f64, n_nodes as f64);
-    let intra = |steps| Stage::Rings { rings: nodes.clone(), steps, bytes_per_flow: s / p };
+    let replicate = |rings: &[Vec<u32>]| -> Vec<Vec<u32>> {
+        (0..channels).flat_map(|_| rings.iter().cloned()).collect()
+    };
+    let (nodes, rails) = (replicate(&nodes), replicate(&rails));
+    let (p, nn) = (ppn as f64, n_nodes as f64 * channels as f64);
+    let intra = |steps| Stage::Rings { rings: nodes.clone(), steps, bytes_per_flow: s / p / channels as f64 };
     let stages = match op {
         Op::AllReduce => vec![
             intra(ppn as u32 - 1),
@@ -403,4 +419,33 @@ fn hierarchical<R: Router>(router: &R, order: &[u32], op: Op, s: f64) -> Option<
         _ => return None,
     };
     Some(stages)
+}
+
+/// The flat ring for one channel, arranged so that every node-to-node hop stays on one rail: node k is entered at
+/// local GPU `(c + k) mod ppn` and left from local GPU `(c + k + 1) mod ppn`, the GPU through which the next node
+/// is entered (NCCL builds its inter-node rings the same way, one NIC per channel).
+fn rail_aligned_ring<R: Router>(router: &R, order: &[u32], channel: usize) -> Vec<u32> {
+    let mut nodes: Vec<&[u32]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=order.len() {
+        if i == order.len() || router.node_of(order[i]) != router.node_of(order[start]) {
+            nodes.push(&order[start..i]);
+            start = i;
+        }
+    }
+    if nodes.len() == 1 {
+        return order.to_vec();
+    }
+    let mut ring = Vec::with_capacity(order.len());
+    for (k, gpus) in nodes.iter().enumerate() {
+        let ppn = gpus.len();
+        let enter = (channel + k) % ppn;
+        let leave = (channel + k + 1) % ppn;
+        ring.push(gpus[enter]);
+        ring.extend((0..ppn).map(|j| gpus[(enter + j) % ppn]).filter(|g| *g != gpus[enter] && *g != gpus[leave]));
+        if leave != enter {
+            ring.push(gpus[leave]);
+        }
+    }
+    ring
 }
