@@ -1,0 +1,101 @@
+//! How long a unit of compute work takes on a GPU: a roofline with size-dependent GEMM efficiency.
+//!
+//! The figures live in `data/compute.toml` with their provenance; see that file for the model.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::SimError;
+
+/// Efficiency figures for one GPU model.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct GpuEfficiency {
+    /// Large-GEMM plateau as a fraction of the dense peak.
+    pub gemm_max_efficiency: f64,
+    /// FLOPs of one GEMM at which it reaches half its plateau efficiency.
+    pub gemm_half_flops: f64,
+    /// Fused attention kernels' fraction of the dense peak.
+    pub attention_efficiency: f64,
+    /// Fraction of HBM bandwidth memory-bound kernels reach.
+    pub memory_efficiency: f64,
+    /// FP8 GEMM efficiency relative to the BF16 one (0 where the GPU has no FP8).
+    pub fp8_efficiency_ratio: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ComputeFile {
+    gpu: BTreeMap<String, GpuEfficiency>,
+}
+
+/// The compute model of one GPU, ready to cost work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ComputeModel {
+    /// Efficiency figures.
+    pub efficiency: GpuEfficiency,
+    /// Dense 16-bit tensor peak, FLOP/s.
+    pub peak_flops_per_s: f64,
+    /// Dense FP8 tensor peak, FLOP/s (0 when absent).
+    pub peak_fp8_flops_per_s: f64,
+    /// HBM bandwidth, bytes/s.
+    pub hbm_bytes_per_s: f64,
+}
+
+/// The embedded calibration file.
+pub const COMPUTE_TOML: &str = include_str!("../data/compute.toml");
+
+impl ComputeModel {
+    /// The model for a catalog GPU, using the embedded calibration (or `calibration` TOML text if given).
+    pub fn for_gpu(gpu: &topology::GpuSpec, calibration: Option<&str>) -> Result<ComputeModel, SimError> {
+        let text = calibration.unwrap_or(COMPUTE_TOML);
+        let file: ComputeFile =
+            toml::from_str(text).map_err(|e| SimError::Calibration(format!("compute calibration: {e}")))?;
+        let efficiency = *file.gpu.get(&gpu.slug).ok_or_else(|| {
+            SimError::Calibration(format!(
+                "no compute calibration for GPU {:?}; calibrated GPUs: {}",
+                gpu.slug,
+                file.gpu.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let peak = gpu.bf16_flops_per_s.unwrap_or(gpu.fp16_flops_per_s);
+        Ok(ComputeModel {
+            efficiency,
+            peak_flops_per_s: peak,
+            peak_fp8_flops_per_s: gpu.fp8_flops_per_s.unwrap_or(0.0),
+            hbm_bytes_per_s: gpu.hbm_bytes_per_s,
+        })
+    }
+
+    /// Seconds one GEMM of `flops` FLOPs takes (`fp8` selects the FP8 peak where the GPU has one).
+    pub fn gemm_time_s(&self, flops: f64, fp8: bool) -> f64 {
+        if flops <= 0.0 {
+            return 0.0;
+        }
+        let e = &self.efficiency;
+        let size = flops / (flops + e.gemm_half_flops);
+        let (peak, ratio) = if fp8 && self.peak_fp8_flops_per_s > 0.0 && e.fp8_efficiency_ratio > 0.0 {
+            (self.peak_fp8_flops_per_s, e.fp8_efficiency_ratio)
+        } else {
+            (self.peak_flops_per_s, 1.0)
+        };
+        flops / (peak * e.gemm_max_efficiency * ratio * size)
+    }
+
+    /// Seconds one work item takes: its GEMMs, fused attention and memory traffic, one after another.
+    pub fn work_time_s(&self, work: &schedule::Work, fp8: bool) -> f64 {
+        let e = &self.efficiency;
+        let fp8 = fp8 && work.fp8_eligible;
+        let gemms: f64 = work
+            .gemms
+            .iter()
+            .map(|(g, mult)| {
+                // A grouped GEMM runs `groups` matrices of m/groups rows each.
+                let one = g.flops() / g.groups.max(1) as f64;
+                self.gemm_time_s(one, fp8) * g.groups.max(1) as f64 * mult
+            })
+            .sum();
+        let attention = work.attention_flops / (self.peak_flops_per_s * e.attention_efficiency);
+        let memory = work.memory_bytes / (self.hbm_bytes_per_s * e.memory_efficiency);
+        gemms + attention + memory
+    }
+}
