@@ -165,7 +165,7 @@ fn leaf_of_nic(spec: &ClusterSpec, shape: &FabricShape, nic: u32) -> u32 {
     let nics = shape.nics_per_node;
     match spec.fabric.kind {
         FabricKind::SingleSwitch => 0,
-        FabricKind::FatTree => nic / shape.leaf_down_ports,
+        FabricKind::FatTree => (nic / nics) / (shape.leaf_down_ports / nics),
         FabricKind::RailOptimized => {
             let node = nic / nics;
             let su = node / spec.fabric.nodes_per_su;

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use crate::cluster::{Cluster, LinkKind, Vertex};
 use crate::spec::{FabricKind, IntraKind};
 
-pub use crate::svg::svg;
+pub use crate::svg::{group_digits, svg};
 
 /// How much to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! How many switches of each tier a fabric needs for a given number of GPUs, and how they are cabled.
 //!
 //! The rules, for switches of radix `k` and a leaf down:up ratio `r`:
-//! - a leaf has `d` ports down (to NICs) and `u` up. Fat-tree: `u = ⌊k/(1+r)⌋`, `d = k − u`. Rail-optimized:
+//! - a leaf has `d` ports down (to NICs) and `u` up. Fat-tree: `u = ⌊k/(1+r)⌋`, `d = k − u`, and a leaf takes
+//!   ⌊d / NICs per node⌋ whole nodes (top-of-rack). Rail-optimized:
 //!   `d` = nodes per scalable unit (SU), `u = ⌈d/r⌉`, and an SU has one leaf per rail (NIC index).
 //! - two tiers while there are at most `k` leaves: `S` spines, the smallest divisor of `u` with `S·k ≥ L·u`,
 //!   every leaf cabled to every spine with `u/S` parallel links. For the DGX H100 SuperPOD (k = 64, 32 nodes per
@@ -111,8 +112,16 @@ pub(crate) fn check_size(
         FabricKind::FatTree => {
             let up = ((f64::from(k) / (1.0 + f.oversubscription)).floor() as u32).max(1);
             let down = k - up;
-            let leaves = total_nics.div_ceil(u64::from(down));
-            (u32::try_from(leaves).unwrap_or(u32::MAX), down, up, 1)
+            // Whole nodes per leaf (top-of-rack), so a node's NICs share a leaf.
+            let nodes_per_leaf = down / nics;
+            if nodes_per_leaf == 0 {
+                return Err(bad(
+                    "node.nics",
+                    &nics,
+                    format!("at most {down} NICs per node (leaf ports down)"),
+                ));
+            }
+            (num_nodes.div_ceil(nodes_per_leaf), down, up, 1)
         }
         FabricKind::RailOptimized => {
             let down = f.nodes_per_su;

@@ -13,6 +13,7 @@ const ROW_GAP: f64 = 120.0;
 const SWITCH_W: f64 = 46.0;
 const SWITCH_H: f64 = 24.0;
 const SQUARE: f64 = 8.0;
+const GAP_W: f64 = 96.0;
 const RAIL_COLOURS: [&str; 8] =
     ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
 
@@ -23,15 +24,22 @@ pub fn svg(cluster: &Cluster, config: RenderConfig) -> String {
     let cols = g.min(8);
     let node_w = f64::from(cols) * (SQUARE + 2.0) + 10.0;
     let node_h = f64::from(g.div_ceil(cols)) * (SQUARE + 2.0) + 22.0;
-    let slot_w = |tier: &str| if tier == "node" { (node_w + 14.0).max(60.0) } else { 60.0 };
-    let row_w = |i: usize| l.rows[i].shown.len() as f64 * slot_w(l.rows[i].tier);
+    let item_w = if_node(node_w);
+    // Width of each drawn slot: items by tier, the "… more …" gap wider so that its text fits.
+    let slot_ws: Vec<Vec<f64>> = l
+        .rows
+        .iter()
+        .map(|r| r.shown.iter().map(|s| if s.is_none() { GAP_W } else { item_w(r.tier) }).collect())
+        .collect();
+    let row_w = |i: usize| slot_ws[i].iter().sum::<f64>();
     let inner_w = (0..l.rows.len()).map(row_w).fold(520.0, f64::max);
     let width = LEFT + inner_w + RIGHT;
-    let height = TOP + ROW_GAP * (l.rows.len() as f64 - 1.0).max(0.0) + node_h + 150.0;
+    let bottom = TOP + ROW_GAP * (l.rows.len() as f64 - 1.0).max(0.0) + node_h;
+    let height = bottom + 110.0;
     // Centre x of each drawn slot, per row.
     let x_of = |row: usize, slot: usize| {
-        let w = slot_w(l.rows[row].tier);
-        LEFT + (inner_w - row_w(row)) / 2.0 + w * (slot as f64 + 0.5)
+        let before: f64 = slot_ws[row][..slot].iter().sum();
+        LEFT + (inner_w - row_w(row)) / 2.0 + before + slot_ws[row][slot] / 2.0
     };
     let y_of = |row: usize| TOP + ROW_GAP * row as f64;
     let slot_of =
@@ -106,7 +114,7 @@ pub fn svg(cluster: &Cluster, config: RenderConfig) -> String {
             }
         }
     }
-    footer(&mut out, cluster, &l, TOP + ROW_GAP * (l.rows.len() as f64 - 1.0).max(0.0) + node_h + 34.0);
+    footer(&mut out, cluster, &l, bottom + 34.0);
     out.push_str("</svg>\n");
     out
 }
@@ -144,7 +152,7 @@ fn header(out: &mut String, cluster: &Cluster) {
         out,
         "<text x=\"12\" y=\"24\" font-size=\"17\" font-weight=\"bold\">{} — {} GPUs</text>",
         escape(&spec.name),
-        cluster.num_gpus()
+        group_digits(cluster.num_gpus())
     );
     let _ = writeln!(
         out,
@@ -190,11 +198,11 @@ fn footer(out: &mut String, cluster: &Cluster, l: &Layers, y: f64) {
             }
         ));
     }
+    if s.tiers > 0 {
+        lines.push("GPU squares: coloured by the NIC each GPU sends through".to_owned());
+    }
     if !rails(l).is_empty() {
-        lines.push(
-            "coloured lines and GPU squares: rails (NIC i of every node → leaf i of its scalable unit)"
-                .to_owned(),
-        );
+        lines.push("coloured lines: rails (NIC i of every node → leaf i of its scalable unit)".to_owned());
     }
     for (i, line) in lines.iter().enumerate() {
         let _ = writeln!(
@@ -206,6 +214,11 @@ fn footer(out: &mut String, cluster: &Cluster, l: &Layers, y: f64) {
     }
 }
 
+/// Slot width of a drawn item by tier, given a node box's width.
+fn if_node(node_w: f64) -> impl Fn(&str) -> f64 {
+    move |tier| if tier == "node" { (node_w + 14.0).max(60.0) } else { 60.0 }
+}
+
 fn plural(tier: &str) -> &'static str {
     match tier {
         "core" => "cores",
@@ -213,6 +226,19 @@ fn plural(tier: &str) -> &'static str {
         "leaf" => "leaves",
         _ => "nodes",
     }
+}
+
+/// `16384` → `16,384`.
+pub fn group_digits(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn plain_kind(kind: crate::FabricKind) -> &'static str {

@@ -195,9 +195,15 @@ fn sizes_that_do_not_fit_are_rejected() {
 fn oversubscription_halves_the_bisection() {
     let c = build("ethernet-cluster", 512);
     let s = c.shape();
-    assert_eq!((s.leaf_down_ports, s.leaf_up_ports), (43, 21));
-    // 64 nodes x 4 NICs x 12.5 GB/s = 3.2 TB/s of NICs; 6 leaves x 21 uplinks x 12.5 GB/s = 1.575 TB/s.
-    assert_eq!(c.bisection_bandwidth_bytes_per_s(), 6.0 * 21.0 * 12.5e9 / 2.0);
+    // 43 ports down hold 10 whole nodes of 4 NICs: 64 nodes on 7 leaves, 21 uplinks each.
+    assert_eq!((s.leaf_down_ports, s.leaf_up_ports, s.leaves), (43, 21, 7));
+    // Half the NICs: 32 nodes x 4 x 12.5 GB/s = 1.6 TB/s; half the leaf uplinks: 7 x 21 x 12.5 GB/s / 2.
+    assert_eq!(c.bisection_bandwidth_bytes_per_s(), 7.0 * 21.0 * 12.5e9 / 2.0);
+    // Every node's NICs share one leaf (top-of-rack).
+    for node in 0..64 {
+        let leaf_of = |g: u32| c.route(GpuId(g), GpuId((g + 8) % 512), 0).unwrap().links[1];
+        assert_eq!(c.link(leaf_of(node * 8)).dst, c.link(leaf_of(node * 8 + 7)).dst);
+    }
 }
 
 #[test]
@@ -205,4 +211,23 @@ fn unknown_preset_lists_the_presets() {
     let err = preset("nope").unwrap_err().to_string();
     assert!(err.contains("\"nope\"") && err.contains("dgx-h100-superpod"), "{err}");
     assert!(try_preset("topologies/x.toml").is_none());
+}
+
+#[test]
+fn every_file_in_topologies_is_an_embedded_preset_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies");
+    let mut stems = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let spec = from_toml(&text, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
+            Cluster::build_default(&spec).unwrap_or_else(|e| panic!("{e}"));
+            stems.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    stems.sort();
+    let mut names: Vec<_> = PRESETS.iter().map(|p| p.name.to_owned()).collect();
+    names.sort();
+    assert_eq!(stems, names, "topologies/*.toml and PRESETS list the same clusters");
 }
