@@ -6,7 +6,9 @@
 
 mod cmd;
 mod exit;
+mod inputs;
 mod output;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,10 @@ enum Command {
     Scale(cmd::scale::Args),
     /// Summarise a cluster file (GPUs, nodes, bisection bandwidth, diameter); draw it.
     Topology(cmd::topology::Args),
+    /// Simulate one training step event by event (no flags: llama3-8b on 64 H100 GPUs).
+    Sim(cmd::sim::Args),
+    /// Compare simulated step times and memory with published measurements.
+    Validate(cmd::validate::Args),
     /// Time a collective on a cluster across message sizes, like nccl-tests.
     Collective(cmd::collective::Args),
     /// Train, apply and inspect a byte-level BPE tokenizer.
@@ -49,6 +55,8 @@ fn main() {
         Command::Scale(args) => cmd::scale::run(args),
         Command::Topology(args) => cmd::topology::run(args),
         Command::Collective(args) => cmd::collective::run(args),
+        Command::Sim(args) => cmd::sim::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
         Command::Tokenize(command) => cmd::tokenize::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Generate(args) => cmd::generate::run(args),

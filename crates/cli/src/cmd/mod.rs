@@ -6,6 +6,8 @@ pub(crate) mod generate;
 pub(crate) mod model;
 pub(crate) mod presets;
 pub(crate) mod scale;
+pub(crate) mod sim;
 pub(crate) mod tokenize;
 pub(crate) mod topology;
 pub(crate) mod train;
+pub(crate) mod validate;
