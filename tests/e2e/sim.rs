@@ -1,0 +1,62 @@
+//! `choir sim` and `choir validate` as a user runs them.
+
+use e2e::choir;
+
+#[test]
+fn the_default_simulation_is_byte_identical_across_runs() {
+    let a = choir(&["sim", "--json"]);
+    let b = choir(&["sim", "--json"]);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout);
+    let report: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    for key in ["step_time_s", "tokens_per_s", "mfu", "bubble_fraction", "memory_peak_bytes", "fits_in_memory"] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert!(report["step_time_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn an_invalid_plan_names_the_constraint_and_exits_2() {
+    let out = choir(&["sim", "--tp", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("heads (32) are not divisible by tp = 3"), "{err}");
+}
+
+#[test]
+fn trace_and_pipeline_picture_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("step.json");
+    let svg = dir.path().join("pipe.svg");
+    let out = choir(&[
+        "sim",
+        "--pp",
+        "2",
+        "--dp",
+        "4",
+        "--global-batch",
+        "16",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let n = events["traceEvents"].as_array().unwrap().len();
+    assert!(n > 100, "only {n} trace events");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("stage 1"));
+}
+
+#[test]
+fn validate_simulates_every_public_case() {
+    let out = choir(&["validate", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 0, "{}", v["skipped"]);
+    assert_eq!(v["cases"].as_array().unwrap().len(), 106);
+    // The ZeRO paper's memory figures are closed-form and must match closely.
+    let g = &v["by_group"]["zero_memory_example"];
+    assert!(g["max_abs_error"].as_f64().unwrap() < 0.02, "{g}");
+}
