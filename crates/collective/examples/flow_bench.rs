@@ -65,7 +65,9 @@ fn main() {
         })
         .expect("submit");
     let alone_s = alone.run_to_idle().expect("run")[0].end_s;
-    println!("flow model: {n_gpus} GPUs ({n_nodes} nodes), {n_groups} concurrent ring all-reduces of {mib} MiB");
+    println!(
+        "flow model: {n_gpus} GPUs ({n_nodes} nodes), {n_groups} concurrent ring all-reduces of {mib} MiB"
+    );
     println!("  ranks per group          {}", groups[0].len());
     println!("  channels per group       {}", config.channels);
     println!("  cluster + router build   {built_s:.3} s");

@@ -82,7 +82,10 @@ impl Communicator {
         let hierarchy = (shape.n_nodes > 1 && ppn > 1 && ppn * shape.n_nodes == shape.n_ranks).then(|| {
             let intra = CommShape { n_ranks: ppn, n_nodes: 1, ..shape.clone() };
             let rail = CommShape { n_ranks: shape.n_nodes, nics_per_node: 1, ..shape.clone() };
-            Box::new((tune::build(&intra, config.enable_nvls, overhead_us), tune::build(&rail, false, overhead_us)))
+            Box::new((
+                tune::build(&intra, config.enable_nvls, overhead_us),
+                tune::build(&rail, false, overhead_us),
+            ))
         });
         let (ring, _) = tune::graphs(&CommShape { n_nodes: 1, ..shape.clone() });
         let intra_eff_bytes_per_s = ring.n_channels * ring.bw_intra_gbs * 1e9;
@@ -106,6 +109,18 @@ impl Communicator {
         &self.shape
     }
 
+    /// NCCL's bandwidth for one (algorithm, protocol) cell, bytes/s: what `bytes` is divided by (algorithm
+    /// bandwidth for ring-like algorithms). `None` when the cell is disabled or not an NCCL algorithm.
+    pub fn cell_bandwidth_bytes_per_s(
+        &self,
+        op: Op,
+        algorithm: Algorithm,
+        protocol: Protocol,
+    ) -> Option<f64> {
+        let cell = self.tables.cells[op.index()][algorithm.index()][protocol.index()];
+        (cell.bw_gbs > 0.0).then_some(cell.bw_gbs * 1e9)
+    }
+
     /// Estimated cost of `op` on `bytes` (nccl-tests size convention, see [`Op`]).
     pub fn time(&self, op: Op, bytes: u64) -> Result<CollectiveCost, CollectiveError> {
         let size = bytes as f64;
@@ -122,7 +137,9 @@ impl Communicator {
             None => &Algorithm::ALL,
         };
         for &algorithm in algorithms {
-            if self.config.algorithm.is_none() && algorithm == Algorithm::Hierarchical && !self.config.auto_hierarchical
+            if self.config.algorithm.is_none()
+                && algorithm == Algorithm::Hierarchical
+                && !self.config.auto_hierarchical
             {
                 continue;
             }
@@ -159,9 +176,8 @@ impl Communicator {
     /// Time in µs of one candidate, or `None` when it does not apply.
     fn candidate_us(&self, op: Op, algorithm: Algorithm, protocol: Protocol, bytes: f64) -> Option<f64> {
         match algorithm {
-            Algorithm::Direct => {
-                (protocol == Protocol::Simple && matches!(op, Op::AllToAll | Op::SendRecv)).then(|| self.direct_us(op, bytes))
-            }
+            Algorithm::Direct => (protocol == Protocol::Simple && matches!(op, Op::AllToAll | Op::SendRecv))
+                .then(|| self.direct_us(op, bytes)),
             Algorithm::Hierarchical => self.hierarchical_us(op, protocol, bytes),
             _ => tune::algo_time_us(&self.tables, op, algorithm, protocol, bytes),
         }
@@ -218,7 +234,9 @@ impl Communicator {
                     + best(intra, Op::AllGather, bytes)?,
             ),
             // Sizes are totals: the rail phase moves n_nodes × (1/ranks) parts = bytes/ppn in total.
-            Op::AllGather => Some(best(rail, Op::AllGather, bytes / ppn)? + best(intra, Op::AllGather, bytes)?),
+            Op::AllGather => {
+                Some(best(rail, Op::AllGather, bytes / ppn)? + best(intra, Op::AllGather, bytes)?)
+            }
             Op::ReduceScatter => {
                 Some(best(intra, Op::ReduceScatter, bytes)? + best(rail, Op::ReduceScatter, bytes / ppn)?)
             }

@@ -19,7 +19,10 @@ fn ring_all_reduce_is_alpha_beta() {
         let s = bytes as f64;
         let expected = 8.4e-6 + 2.0 * (n - 1.0) / n * s / b + 2.0 * (n - 1.0) * alpha;
         let cost = comm.time(Op::AllReduce, bytes).unwrap();
-        assert!((cost.time_s - expected).abs() < 1e-9 * expected.max(1e-6), "{bytes}: {cost:?} vs {expected}");
+        assert!(
+            (cost.time_s - expected).abs() < 1e-9 * expected.max(1e-6),
+            "{bytes}: {cost:?} vs {expected}"
+        );
         assert_eq!(cost.algorithm, Algorithm::Ring);
     }
 }
@@ -41,10 +44,11 @@ fn auto_prefers_low_latency_protocols_for_small_messages_and_nvls_for_large() {
     let large = comm.time(Op::AllReduce, 1 << 30).unwrap();
     assert_eq!(large.algorithm, Algorithm::Nvls, "{large:?}");
     // Without NVLS the large message goes over the ring with Simple.
-    let no_nvls = Communicator::new(&shape, &CollectiveConfig { enable_nvls: false, ..CollectiveConfig::default() })
-        .unwrap()
-        .time(Op::AllReduce, 1 << 30)
-        .unwrap();
+    let no_nvls =
+        Communicator::new(&shape, &CollectiveConfig { enable_nvls: false, ..CollectiveConfig::default() })
+            .unwrap()
+            .time(Op::AllReduce, 1 << 30)
+            .unwrap();
     assert_eq!((no_nvls.algorithm, no_nvls.protocol), (Algorithm::Ring, Protocol::Simple));
     assert!(no_nvls.time_s > large.time_s);
 }
@@ -60,10 +64,13 @@ fn time_grows_with_size_and_the_choice_is_the_minimum() {
         assert!(cost.time_s > last, "{bytes}: {cost:?}");
         last = cost.time_s;
         for algorithm in [Algorithm::Ring, Algorithm::Tree, Algorithm::NvlsTree] {
-            let forced = Communicator::new(&shape, &CollectiveConfig { algorithm: Some(algorithm), ..Default::default() })
-                .unwrap()
-                .time(Op::AllReduce, bytes)
-                .unwrap();
+            let forced = Communicator::new(
+                &shape,
+                &CollectiveConfig { algorithm: Some(algorithm), ..Default::default() },
+            )
+            .unwrap()
+            .time(Op::AllReduce, bytes)
+            .unwrap();
             assert!(cost.time_s <= forced.time_s * (1.0 + 1e-12), "{bytes}: {cost:?} vs {forced:?}");
         }
     }
@@ -72,8 +79,11 @@ fn time_grows_with_size_and_the_choice_is_the_minimum() {
 #[test]
 fn unsupported_choices_name_the_algorithm_and_op() {
     let shape = dgx_shape(GpuGeneration::Ampere, 1, 8);
-    let comm =
-        Communicator::new(&shape, &CollectiveConfig { algorithm: Some(Algorithm::Nvls), ..Default::default() }).unwrap();
+    let comm = Communicator::new(
+        &shape,
+        &CollectiveConfig { algorithm: Some(Algorithm::Nvls), ..Default::default() },
+    )
+    .unwrap();
     let err = comm.time(Op::AllReduce, 1 << 20).unwrap_err().to_string();
     assert!(err.contains("nvls") && err.contains("all-reduce"), "{err}");
     let mut bad = shape.clone();

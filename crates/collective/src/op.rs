@@ -31,8 +31,15 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in a fixed order (the index used by per-op tables).
-    pub const ALL: [Op; 7] =
-        [Op::AllReduce, Op::AllGather, Op::ReduceScatter, Op::AllToAll, Op::Broadcast, Op::Reduce, Op::SendRecv];
+    pub const ALL: [Op; 7] = [
+        Op::AllReduce,
+        Op::AllGather,
+        Op::ReduceScatter,
+        Op::AllToAll,
+        Op::Broadcast,
+        Op::Reduce,
+        Op::SendRecv,
+    ];
 
     /// Position in [`Op::ALL`].
     pub fn index(self) -> usize {
@@ -157,7 +164,9 @@ impl FromStr for Algorithm {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let lower = text.to_lowercase().replace('_', "-");
-        Algorithm::ALL.into_iter().find(|a| a.name() == lower || (lower == "hier" && *a == Algorithm::Hierarchical))
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == lower || (lower == "hier" && *a == Algorithm::Hierarchical))
             .ok_or_else(|| CollectiveError::UnknownName {
                 what: "algorithm",
                 value: text.to_owned(),

@@ -5,9 +5,9 @@ use topology::{Cluster, GpuId, IntraKind as TopoIntraKind, LinkKind};
 
 use crate::analytical::{CollectiveConfig, CollectiveCost, Communicator};
 use crate::error::CollectiveError;
+use crate::flow::LinkSpec;
 use crate::flow::collectives::FlowConfig;
 use crate::flow::fabric::Router;
-use crate::flow::LinkSpec;
 use crate::nccl::constants::{self as k, Hw};
 use crate::op::{Algorithm, Op, Protocol};
 use crate::shape::{CommShape, GpuGeneration, IntraKind};
@@ -90,8 +90,10 @@ pub fn collective_time(
     Communicator::new(&comm_shape(cluster, group)?, config)?.time(op, bytes)
 }
 
-/// NCCL-like flow settings for a group: as many channels as NCCL's ring graph has, and NCCL's per-step
-/// hardware latency for the protocol the analytical model chose (ring row of `hwLatencies`, tuning.cc).
+/// NCCL-like flow settings for a group: as many channels as NCCL's ring graph has, NCCL's per-step hardware
+/// latency for the protocol (ring row of `hwLatencies`, tuning.cc), and for LL / LL128 a per-flow cap of the
+/// protocol's share of a channel's bandwidth (LL moves 4 data bytes per 8-byte line: 0.5; LL128 120 of 128: NCCL's
+/// 0.92 factor, tuning.cc).
 pub fn flow_config(shape: &CommShape, protocol: Protocol) -> FlowConfig {
     let (ring, _) = crate::nccl::tune::graphs(shape);
     let hw = match (shape.n_nodes, shape.intra_kind) {
@@ -102,7 +104,11 @@ pub fn flow_config(shape: &CommShape, protocol: Protocol) -> FlowConfig {
     FlowConfig {
         channels: ring.n_channels as u32,
         step_latency_s: k::hw_lat_us(hw, Algorithm::Ring, protocol) * 1e-6,
-        rate_cap_bytes_per_s: f64::INFINITY,
+        rate_cap_bytes_per_s: match protocol {
+            Protocol::Ll => 0.5 * ring.bw_intra_gbs * 1e9,
+            Protocol::Ll128 => 0.92 * ring.bw_intra_gbs * 1e9,
+            Protocol::Simple => f64::INFINITY,
+        },
     }
 }
 
@@ -146,7 +152,10 @@ impl Router for ClusterRouter<'_> {
                     LinkKind::GpuNic => 1.0,
                     LinkKind::NicLeaf | LinkKind::LeafSpine | LinkKind::SpineCore => net_factor,
                 };
-                LinkSpec { capacity_bytes_per_s: link.capacity_bytes_per_s * factor, latency_s: link.latency_s }
+                LinkSpec {
+                    capacity_bytes_per_s: link.capacity_bytes_per_s * factor,
+                    latency_s: link.latency_s,
+                }
             })
             .collect()
     }

@@ -106,7 +106,9 @@ impl CommShape {
                 });
             }
         }
-        for (field, value) in [("intra_latency_s", self.intra_latency_s), ("net_latency_s", self.net_latency_s)] {
+        for (field, value) in
+            [("intra_latency_s", self.intra_latency_s), ("net_latency_s", self.net_latency_s)]
+        {
             if !value.is_finite() || value < 0.0 {
                 return Err(CollectiveError::BadFigure { field, value });
             }

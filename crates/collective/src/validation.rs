@@ -59,7 +59,8 @@ pub fn parse_rows(text: &str) -> Result<Vec<Row>, CollectiveError> {
     let file: File = toml::from_str(text).map_err(|e| CollectiveError::Validation(e.to_string()))?;
     let mut rows = Vec::new();
     for table in file.collective.into_iter().filter(|t| t.contains_key("id")) {
-        let row: Row = table.try_into().map_err(|e: toml::de::Error| CollectiveError::Validation(e.to_string()))?;
+        let row: Row =
+            table.try_into().map_err(|e: toml::de::Error| CollectiveError::Validation(e.to_string()))?;
         rows.push(row);
     }
     Ok(rows)
@@ -110,7 +111,11 @@ fn config_for(note: &str) -> CollectiveConfig {
 
 /// A cluster spec for a row: `base` (a DGX-style preset) with its GPU swapped for the row's, and the node's
 /// NVLink bandwidth and NVLS ability taken from that GPU's catalog entry.
-pub fn spec_for_gpu(base: &ClusterSpec, gpu_slug: &str, gpus_per_node: u32) -> Result<ClusterSpec, CollectiveError> {
+pub fn spec_for_gpu(
+    base: &ClusterSpec,
+    gpu_slug: &str,
+    gpus_per_node: u32,
+) -> Result<ClusterSpec, CollectiveError> {
     let gpu = topology::catalog::gpu(gpu_slug).map_err(|e| CollectiveError::Topology(e.to_string()))?;
     let mut spec = base.clone();
     spec.node.intra.bandwidth_bytes_per_s = gpu.nvlink_bytes_per_s;
@@ -142,7 +147,8 @@ fn predict(row: &Row, base: &ClusterSpec, bytes: u64) -> Result<Prediction, Stri
     let group: Vec<u32> = (0..n_gpus).collect();
     let shape = comm_shape(&cluster, &group).map_err(|e| e.to_string())?;
     let config = config_for(row.algo_note.as_deref().unwrap_or(""));
-    let cost = Communicator::new(&shape, &config).and_then(|c| c.time(op, bytes)).map_err(|e| e.to_string())?;
+    let cost =
+        Communicator::new(&shape, &config).and_then(|c| c.time(op, bytes)).map_err(|e| e.to_string())?;
     let busbw = cost.busbw_bytes_per_s / 1e9;
     Ok(Prediction {
         busbw_gbytes_per_s: busbw,

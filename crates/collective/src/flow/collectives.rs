@@ -14,6 +14,7 @@
 //! - **hierarchical**: ring reduce-scatter inside every node, ring all-reduce of 1/ppn of the data on every rail,
 //!   ring all-gather inside every node (all-gather / reduce-scatter: the matching two phases).
 //! - **direct** (all-to-all, send/recv): every pair at once.
+//!
 //! `nvls-tree` is lowered as hierarchical and `pat` as ring.
 
 use crate::error::CollectiveError;
@@ -218,7 +219,12 @@ impl<R: Router> FlowSim<R> {
                         }
                         for (i, &src) in ring.iter().enumerate() {
                             let dst = ring[(i + 1) % ring.len()];
-                            transfers.push(Transfer { src, dst: End::Gpu(dst), bytes: *bytes_per_flow, extra_steps: 0.0 });
+                            transfers.push(Transfer {
+                                src,
+                                dst: End::Gpu(dst),
+                                bytes: *bytes_per_flow,
+                                extra_steps: 0.0,
+                            });
                         }
                     }
                 }
@@ -254,15 +260,17 @@ impl<R: Router> FlowSim<R> {
         config: &FlowConfig,
     ) -> Result<(), CollectiveError> {
         self.path.clear();
-        let hash = mix((run_idx as u64) << 40 ^ (channel as u64) << 32 ^ (t.src as u64) << 16 ^ dst_key(t.dst));
+        let hash =
+            mix((run_idx as u64) << 40 ^ (channel as u64) << 32 ^ (t.src as u64) << 16 ^ dst_key(t.dst));
         match t.dst {
             End::Gpu(dst) => self.router.path(t.src, dst, hash, &mut self.path)?,
             End::ReduceUp | End::ReduceDown => {
-                let (up, down) = self.router.reduction_ports(t.src).ok_or_else(|| CollectiveError::Unsupported {
-                    algorithm: "nvls".into(),
-                    op: "in-switch reduction".into(),
-                    reason: format!("GPU {} has no reducing switch", t.src),
-                })?;
+                let (up, down) =
+                    self.router.reduction_ports(t.src).ok_or_else(|| CollectiveError::Unsupported {
+                        algorithm: "nvls".into(),
+                        op: "in-switch reduction".into(),
+                        reason: format!("GPU {} has no reducing switch", t.src),
+                    })?;
                 self.path.push(if t.dst == End::ReduceUp { up } else { down });
             }
         }
@@ -291,12 +299,18 @@ fn dst_key(end: End) -> u64 {
 fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Stage>, CollectiveError> {
     let n = c.ranks.len();
     if n < 2 {
-        return Err(CollectiveError::BadGroup { n_ranks: n, reason: "a collective needs at least 2 ranks".into() });
+        return Err(CollectiveError::BadGroup {
+            n_ranks: n,
+            reason: "a collective needs at least 2 ranks".into(),
+        });
     }
     let mut order = c.ranks.clone();
     order.sort_by_key(|g| (router.node_of(*g), *g));
     if order.windows(2).any(|w| w[0] == w[1]) {
-        return Err(CollectiveError::BadGroup { n_ranks: n, reason: "a GPU appears twice in the group".into() });
+        return Err(CollectiveError::BadGroup {
+            n_ranks: n,
+            reason: "a GPU appears twice in the group".into(),
+        });
     }
     let s = c.bytes as f64;
     let nf = n as f64;
@@ -351,8 +365,18 @@ fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Stage>, Collec
                     let (child, parent) = (at(i), at((i - 1) / 2));
                     let half = s / 2.0;
                     let extra = 2.0 * depth - 1.0;
-                    edges.push(Transfer { src: child, dst: End::Gpu(parent), bytes: half, extra_steps: extra });
-                    edges.push(Transfer { src: parent, dst: End::Gpu(child), bytes: half, extra_steps: extra });
+                    edges.push(Transfer {
+                        src: child,
+                        dst: End::Gpu(parent),
+                        bytes: half,
+                        extra_steps: extra,
+                    });
+                    edges.push(Transfer {
+                        src: parent,
+                        dst: End::Gpu(child),
+                        bytes: half,
+                        extra_steps: extra,
+                    });
                 }
             }
             vec![Stage::Once(edges)]
@@ -376,7 +400,9 @@ fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Stage>, Collec
             vec![Stage::Once(flows)]
         }
         (Algorithm::Hierarchical | Algorithm::NvlsTree, op) => hierarchical(router, &order, op, s, channels)
-            .ok_or_else(|| unsupported("hierarchical needs the same number (≥ 2) of ranks on each of ≥ 2 nodes"))?,
+            .ok_or_else(|| {
+                unsupported("hierarchical needs the same number (≥ 2) of ranks on each of ≥ 2 nodes")
+            })?,
     };
     Ok(stages)
 }
@@ -396,9 +422,8 @@ fn hierarchical<R: Router>(router: &R, order: &[u32], op: Op, s: f64, channels: 
         return None;
     }
     let rails: Vec<Vec<u32>> = (0..ppn).map(|r| nodes.iter().map(|g| g[r]).collect()).collect();
-    let replicate = |rings: &[Vec<u32>]| -> Vec<Vec<u32>> {
-        (0..channels).flat_map(|_| rings.iter().cloned()).collect()
-    };
+    let replicate =
+        |rings: &[Vec<u32>]| -> Vec<Vec<u32>> { (0..channels).flat_map(|_| rings.iter().cloned()).collect() };
     let (nodes, rails) = (replicate(&nodes), replicate(&rails));
     let (p, nn) = (ppn as f64, n_nodes as f64 * channels as f64);
     let intra = |steps| Stage::Rings { rings: nodes.clone(), steps, bytes_per_flow: s / p / channels as f64 };
@@ -442,7 +467,9 @@ fn rail_aligned_ring<R: Router>(router: &R, order: &[u32], channel: usize) -> Ve
         let enter = (channel + k) % ppn;
         let leave = (channel + k + 1) % ppn;
         ring.push(gpus[enter]);
-        ring.extend((0..ppn).map(|j| gpus[(enter + j) % ppn]).filter(|g| *g != gpus[enter] && *g != gpus[leave]));
+        ring.extend(
+            (0..ppn).map(|j| gpus[(enter + j) % ppn]).filter(|g| *g != gpus[enter] && *g != gpus[leave]),
+        );
         if leave != enter {
             ring.push(gpus[leave]);
         }

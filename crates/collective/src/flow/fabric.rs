@@ -94,7 +94,8 @@ impl RailFabric {
         (4 * self.num_gpus() + leaf * self.config.n_spines + spine) as u32
     }
     fn spine_to_leaf(&self, leaf: usize, spine: usize) -> u32 {
-        (4 * self.num_gpus() + self.n_leaves * self.config.n_spines + leaf * self.config.n_spines + spine) as u32
+        (4 * self.num_gpus() + self.n_leaves * self.config.n_spines + leaf * self.config.n_spines + spine)
+            as u32
     }
     fn leaf_of(&self, gpu: u32) -> usize {
         let node = gpu as usize / self.config.gpus_per_node;
@@ -107,7 +108,8 @@ impl Router for RailFabric {
     fn links(&self) -> Vec<LinkSpec> {
         let c = &self.config;
         let gpu_link = |bw| LinkSpec { capacity_bytes_per_s: bw, latency_s: c.link_latency_s };
-        let uplink_bytes_per_s = c.nodes_per_leaf as f64 * c.nic_bytes_per_s / (c.n_spines as f64 * c.oversubscription);
+        let uplink_bytes_per_s =
+            c.nodes_per_leaf as f64 * c.nic_bytes_per_s / (c.n_spines as f64 * c.oversubscription);
         let mut links = Vec::with_capacity(4 * self.num_gpus() + 2 * self.n_leaves * c.n_spines);
         links.extend((0..2 * self.num_gpus()).map(|_| gpu_link(c.nvlink_bytes_per_s)));
         links.extend((0..2 * self.num_gpus()).map(|_| gpu_link(c.nic_bytes_per_s)));

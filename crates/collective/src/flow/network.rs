@@ -142,8 +142,11 @@ impl FlowNetwork {
         if !(spec.bytes.is_finite() && spec.bytes >= 0.0) {
             return Err(CollectiveError::BadFigure { field: "flow bytes", value: spec.bytes });
         }
-        if !(spec.rate_cap_bytes_per_s > 0.0) {
-            return Err(CollectiveError::BadFigure { field: "rate_cap_bytes_per_s", value: spec.rate_cap_bytes_per_s });
+        if spec.rate_cap_bytes_per_s.is_nan() || spec.rate_cap_bytes_per_s <= 0.0 {
+            return Err(CollectiveError::BadFigure {
+                field: "rate_cap_bytes_per_s",
+                value: spec.rate_cap_bytes_per_s,
+            });
         }
         let latency_s: f64 = spec.path.iter().map(|l| self.links[*l as usize].latency_s).sum::<f64>()
             + spec.extra_latency_s.max(0.0);

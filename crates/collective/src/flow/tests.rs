@@ -116,7 +116,8 @@ fn reference_max_min(caps: &[f64], paths: &[Vec<u32>]) -> Vec<f64> {
     while frozen.iter().any(|f| !f) {
         let mut delta = f64::INFINITY;
         for (l, cap) in caps.iter().enumerate() {
-            let used: f64 = paths.iter().zip(&rate).filter(|(p, _)| p.contains(&(l as u32))).map(|(_, r)| r).sum();
+            let used: f64 =
+                paths.iter().zip(&rate).filter(|(p, _)| p.contains(&(l as u32))).map(|(_, r)| r).sum();
             let n = paths.iter().zip(&frozen).filter(|(p, f)| !**f && p.contains(&(l as u32))).count();
             if n > 0 {
                 delta = delta.min((cap - used) / n as f64);
@@ -128,7 +129,8 @@ fn reference_max_min(caps: &[f64], paths: &[Vec<u32>]) -> Vec<f64> {
             }
         }
         for (l, cap) in caps.iter().enumerate() {
-            let used: f64 = paths.iter().zip(&rate).filter(|(p, _)| p.contains(&(l as u32))).map(|(_, r)| r).sum();
+            let used: f64 =
+                paths.iter().zip(&rate).filter(|(p, _)| p.contains(&(l as u32))).map(|(_, r)| r).sum();
             if cap - used <= 1e-9 {
                 for (i, p) in paths.iter().enumerate() {
                     if p.contains(&(l as u32)) {
@@ -146,7 +148,12 @@ mod lowered {
     use crate::flow::fabric::{RailFabric, RailFabricConfig};
     use crate::{Algorithm, Op};
 
-    fn fabric(n_nodes: usize, gpus_per_node: usize, nodes_per_leaf: usize, oversubscription: f64) -> RailFabric {
+    fn fabric(
+        n_nodes: usize,
+        gpus_per_node: usize,
+        nodes_per_leaf: usize,
+        oversubscription: f64,
+    ) -> RailFabric {
         fabric_with_spines(n_nodes, gpus_per_node, nodes_per_leaf, oversubscription, 2)
     }
 
@@ -211,14 +218,14 @@ mod lowered {
         };
         let (a, b) = (vec![0, 4], vec![2, 6]);
         // 4:1 oversubscribed: the uplink (24 GB/s) is the bottleneck; two groups get 12 GB/s each.
-        let alone = finish(4.0, &[a.clone()]);
+        let alone = finish(4.0, std::slice::from_ref(&a));
         let both = finish(4.0, &[a.clone(), b.clone()]);
         assert!(both > 1.9 * alone && both < 2.1 * alone, "alone {alone} s, contended {both} s");
         // Two ring steps of S/2 each at 24 GB/s, plus small latencies.
         let one_flow_s = 2.0 * (bytes as f64 / 2.0) / 24e9;
         assert!(alone > one_flow_s && alone < one_flow_s * 1.01, "{alone} vs {one_flow_s}");
         // Non-blocking (uplink 192 GB/s): the NICs are the bottleneck and the groups do not slow each other.
-        let free_alone = finish(0.5, &[a.clone()]);
+        let free_alone = finish(0.5, std::slice::from_ref(&a));
         let free_both = finish(0.5, &[a, b]);
         assert!((free_both / free_alone - 1.0).abs() < 1e-9, "{free_both} vs {free_alone}");
     }

@@ -64,7 +64,8 @@ pub(crate) fn graphs(shape: &CommShape) -> (Graph, Graph) {
     };
     let nvls_channels = ppn.floor().clamp(1.0, k::MAX_NVLS_ARITY as f64);
     let nvls_bw = k::pick_speed(k::speed_array_intra(generation), intra_total_gbs / (ppn + 1.0));
-    let nvls_inter = if shape.n_nodes > 1 { ring.bw_inter_gbs * ring.n_channels / nvls_channels } else { f64::MAX };
+    let nvls_inter =
+        if shape.n_nodes > 1 { ring.bw_inter_gbs * ring.n_channels / nvls_channels } else { f64::MAX };
     let nvls = Graph { n_channels: nvls_channels, bw_intra_gbs: nvls_bw, bw_inter_gbs: nvls_inter };
     (ring, nvls)
 }
@@ -77,7 +78,9 @@ fn log2i(n: usize) -> f64 {
 fn algorithm_applies(shape: &CommShape, op: Op, algorithm: Algorithm, enable_nvls: bool) -> bool {
     let ppn = shape.ranks_per_node();
     match algorithm {
-        Algorithm::Ring => matches!(op, Op::AllReduce | Op::AllGather | Op::ReduceScatter | Op::Broadcast | Op::Reduce),
+        Algorithm::Ring => {
+            matches!(op, Op::AllReduce | Op::AllGather | Op::ReduceScatter | Op::Broadcast | Op::Reduce)
+        }
         Algorithm::Tree => op == Op::AllReduce,
         // Multi-node NVLS needs CollNet (SHARP), which is not modelled; NVLS needs >= 2 channels.
         Algorithm::Nvls => {
@@ -87,10 +90,10 @@ fn algorithm_applies(shape: &CommShape, op: Op, algorithm: Algorithm, enable_nvl
                 && ppn >= 2.0
                 && matches!(op, Op::AllReduce | Op::AllGather | Op::ReduceScatter)
         }
-        Algorithm::NvlsTree => enable_nvls && shape.nvls_capable && shape.n_nodes > 1 && ppn >= 2.0 && op == Op::AllReduce,
-        Algorithm::Pat => {
-            shape.n_nodes == shape.n_ranks && matches!(op, Op::AllGather | Op::ReduceScatter)
+        Algorithm::NvlsTree => {
+            enable_nvls && shape.nvls_capable && shape.n_nodes > 1 && ppn >= 2.0 && op == Op::AllReduce
         }
+        Algorithm::Pat => shape.n_nodes == shape.n_ranks && matches!(op, Op::AllGather | Op::ReduceScatter),
         Algorithm::Hierarchical | Algorithm::Direct => false,
     }
 }
@@ -118,22 +121,25 @@ pub(crate) fn build(shape: &CommShape, enable_nvls: bool, net_overhead_us: f64) 
             Op::AllGather | Op::ReduceScatter => n_ranks as f64 - 1.0,
             _ => n_ranks as f64,
         };
-        for algorithm in [Algorithm::Tree, Algorithm::Ring, Algorithm::Nvls, Algorithm::NvlsTree, Algorithm::Pat] {
+        for algorithm in
+            [Algorithm::Tree, Algorithm::Ring, Algorithm::Nvls, Algorithm::NvlsTree, Algorithm::Pat]
+        {
             if !algorithm_applies(shape, op, algorithm, enable_nvls) {
                 continue;
             }
             let graph = if matches!(algorithm, Algorithm::Nvls | Algorithm::NvlsTree) { nvls } else { ring };
             for protocol in Protocol::ALL {
                 let simple_only = matches!(algorithm, Algorithm::Nvls | Algorithm::NvlsTree | Algorithm::Pat);
-                if (simple_only && protocol != Protocol::Simple) || (protocol == Protocol::Ll128 && !ll128_enabled) {
+                if (simple_only && protocol != Protocol::Simple)
+                    || (protocol == Protocol::Ll128 && !ll128_enabled)
+                {
                     continue;
                 }
                 let mut bw = if n_nodes <= 2 { graph.bw_intra_gbs } else { graph.bw_inter_gbs };
                 if matches!(algorithm, Algorithm::Nvls | Algorithm::NvlsTree) {
-                    let mut intra_bw = graph.bw_intra_gbs
-                        * k::nvls_efficiency(shape.generation)
-                        * (graph.n_channels - 1.0)
-                        / graph.n_channels;
+                    let mut intra_bw =
+                        graph.bw_intra_gbs * k::nvls_efficiency(shape.generation) * (graph.n_channels - 1.0)
+                            / graph.n_channels;
                     intra_bw *= if op == Op::AllReduce { 2.0 } else { (ppn - 1.0) / ppn };
                     let inter_bw = graph.bw_inter_gbs
                         * if n_nodes <= 2 && algorithm == Algorithm::NvlsTree { 2.0 } else { 1.0 };
@@ -230,7 +236,13 @@ pub(crate) fn build(shape: &CommShape, enable_nvls: bool, net_overhead_us: f64) 
 
 /// NCCL's estimated time in µs for `bytes` with one cell (`ncclTopoGetAlgoTime` for one operation), or
 /// `None` when the cell is disabled.
-pub(crate) fn algo_time_us(tables: &Tables, op: Op, algorithm: Algorithm, protocol: Protocol, bytes: f64) -> Option<f64> {
+pub(crate) fn algo_time_us(
+    tables: &Tables,
+    op: Op,
+    algorithm: Algorithm,
+    protocol: Protocol,
+    bytes: f64,
+) -> Option<f64> {
     let cell = tables.cells[op.index()][algorithm.index()][protocol.index()];
     if cell.bw_gbs <= 0.0 {
         return None;
