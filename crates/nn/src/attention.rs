@@ -85,6 +85,17 @@ impl KvCache {
     }
 }
 
+impl KvCache {
+    /// Everything cached at layer `layer` followed by `k`, `v`, without storing them (a padded row of a static
+    /// batch computes its attention this way).
+    pub(crate) fn peek_appended(&self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok(match &self.layers[layer] {
+            None => (k.clone(), v.clone()),
+            Some((k0, v0)) => (Tensor::cat(&[k0, k], 2)?, Tensor::cat(&[v0, v], 2)?),
+        })
+    }
+}
+
 impl Attention {
     /// Projects `x` `[b, t, d]` to queries `[b, heads, t, hd]` and keys, values `[b, kv_heads, t, hd]`.
     pub(crate) fn project(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {

@@ -17,13 +17,17 @@
 //! is seeded.
 
 pub mod attention;
+pub mod batching;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod generate;
 pub mod gpt;
 mod layers;
 mod moe;
 pub mod params;
+pub mod sampling;
+pub mod speculative;
 pub mod train;
 pub mod vocab;
 
