@@ -64,7 +64,7 @@ pub(crate) struct PlanArgs {
     /// Sequences per optimizer step.
     #[arg(long, default_value_t = 256)]
     pub(crate) global_batch: u32,
-    /// Tokens per sequence [default: 8192].
+    /// Tokens per sequence.
     #[arg(long, default_value_t = 8192)]
     pub(crate) seq: u32,
     /// ZeRO stage (3 = FSDP full shard).
