@@ -4,7 +4,7 @@
 //! names: `_bytes`, `_flops` (floating-point operations, a multiply-add counts 2), `_s`, `_per_s`.
 //!
 //! - [`spec`]: the shape ([`ModelSpec`]) and its validation.
-//! - [`presets`]: named published models with their sources.
+//! - [`mod@presets`]: named published models with their sources.
 //! - [`hf`]: Hugging Face `config.json` import.
 //! - [`params`]: exact parameter counts.
 //! - [`flops`]: FLOPs per token and per step (6N, exact, Megatron's formula), decode FLOPs.

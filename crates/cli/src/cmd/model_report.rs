@@ -323,7 +323,7 @@ fn print_memory(m: &Memory) {
         if p.flash_attention { ", FlashAttention" } else { ", scores stored" },
     );
     println!(
-        "  heaviest GPU: pipeline stage {} of {}, {} layers, {} params, {} micro-batches in flight",
+        "  heaviest GPU: pipeline stage {} of {}, {} layers, {} params, {} micro-batch(es) in flight",
         m.stage,
         p.pp,
         m.layers,
