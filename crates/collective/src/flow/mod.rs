@@ -3,6 +3,7 @@
 
 pub mod collectives;
 pub mod fabric;
+mod lower;
 mod network;
 mod solver;
 #[cfg(test)]
