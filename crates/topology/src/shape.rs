@@ -224,13 +224,16 @@ impl FabricShape {
 
 fn too_big(spec: &ClusterSpec, field: &str, num_gpus: u32, tiers: u8) -> TopologyError {
     let k = spec.fabric.switch.radix;
+    let fix = if tiers < 3 {
+        "raise fabric.tiers, or use fewer GPUs"
+    } else {
+        "use a larger-radix switch, or fewer GPUs"
+    };
     TopologyError::invalid(
         &spec.origin,
         field,
         num_gpus,
-        format!(
-            "a size that fits {tiers} tier(s) of radix-{k} switches (raise fabric.tiers, or use fewer GPUs)"
-        ),
+        format!("a size that fits {tiers} tier(s) of radix-{k} switches ({fix})"),
     )
 }
 
