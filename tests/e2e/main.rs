@@ -1,3 +1,7 @@
 //! The end-to-end suite: one test binary, one module per area.
 
 mod cli;
+mod collective;
+mod model;
+mod sim;
+mod topology;
