@@ -8,8 +8,12 @@ use anyhow::Context;
 /// Prints a value as pretty JSON on stdout, followed by a newline.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("serialising the report as JSON")?;
-    println!("{text}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}") {
+        // A closed pipe (`choir ... --json | head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing JSON to stdout"),
+    }
 }
 
 /// Writes `contents` to `path` so that the file is either the old one or the complete new one: write a temporary
