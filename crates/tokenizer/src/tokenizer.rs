@@ -126,8 +126,13 @@ impl Tokenizer {
     /// Encodes text, turning every occurrence of a special token's string into that token (tiktoken's
     /// `encode_with_special_tokens`). Merges never cross a special token.
     pub fn encode_with_special(&self, text: &str) -> Vec<TokenId> {
-        let mut out = Vec::with_capacity(text.len() / 3 + 1);
-        for segment in self.split_special(text.as_bytes()) {
+        self.encode_bytes_with_special(text.as_bytes())
+    }
+
+    /// Like [`Tokenizer::encode_with_special`], for any bytes.
+    pub fn encode_bytes_with_special(&self, bytes: &[u8]) -> Vec<TokenId> {
+        let mut out = Vec::with_capacity(bytes.len() / 3 + 1);
+        for segment in self.split_special(bytes) {
             match segment {
                 Segment::Text(bytes) => self.encode_into(bytes, &mut out),
                 Segment::Special(id) => out.push(id),
