@@ -26,7 +26,10 @@ fn json(out: &Output) -> serde_json::Value {
 #[test]
 fn encode_stdin_as_json_gives_cl100k_tokens() {
     // openai/tiktoken tests/test_encoding.py: cl100k "hello world" -> [15339, 1917].
-    let v = json(&choir_with_stdin(&["tokenize", "encode", "--encoding", "cl100k_base", "--json"], b"hello world"));
+    let v = json(&choir_with_stdin(
+        &["tokenize", "encode", "--encoding", "cl100k_base", "--json"],
+        b"hello world",
+    ));
     assert_eq!(v["tokens"], serde_json::json!([15339, 1917]));
     assert_eq!(v["count"], 2);
     assert_eq!(v["bytes"], 11);
@@ -48,20 +51,37 @@ fn train_then_encode_and_decode_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.txt");
     let model = dir.path().join("tok.bpe");
-    let text = "the quick brown fox jumps over the lazy dog. ".repeat(200) + "<|endoftext|>" + &"pack my box with five dozen liquor jugs. ".repeat(200);
+    let text = "the quick brown fox jumps over the lazy dog. ".repeat(200)
+        + "<|endoftext|>"
+        + &"pack my box with five dozen liquor jugs. ".repeat(200);
     std::fs::write(&corpus, &text).unwrap();
     let trained = json(&choir(&[
-        "tokenize", "train", "--input", corpus.to_str().unwrap(), "--vocab-size", "300", "--pattern", "gpt2",
-        "--special", "<|endoftext|>", "--output", model.to_str().unwrap(), "--json",
+        "tokenize",
+        "train",
+        "--input",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "300",
+        "--pattern",
+        "gpt2",
+        "--special",
+        "<|endoftext|>",
+        "--output",
+        model.to_str().unwrap(),
+        "--json",
     ]));
     assert_eq!(trained["vocab_size"], 300);
     assert_eq!(trained["special_tokens"][0]["id"], 299);
     let tok = model.to_str().unwrap();
-    let encoded = json(&choir_with_stdin(&["tokenize", "encode", "--tokenizer", tok, "--allow-special", "--json"], text.as_bytes()));
+    let encoded = json(&choir_with_stdin(
+        &["tokenize", "encode", "--tokenizer", tok, "--allow-special", "--json"],
+        text.as_bytes(),
+    ));
     let count = encoded["count"].as_u64().unwrap() as usize;
     assert!(count * 3 < text.len(), "{count} tokens for {} bytes", text.len());
     assert!(encoded["tokens"].as_array().unwrap().contains(&serde_json::json!(299)));
-    let decoded = choir_with_stdin(&["tokenize", "decode", "--tokenizer", tok], &encoded.to_string().into_bytes());
+    let decoded =
+        choir_with_stdin(&["tokenize", "decode", "--tokenizer", tok], &encoded.to_string().into_bytes());
     assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
     assert_eq!(String::from_utf8(decoded.stdout).unwrap(), text);
 }
@@ -92,7 +112,16 @@ fn bad_input_exits_with_code_2_and_names_the_value() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("c.txt");
     std::fs::write(&corpus, "abc").unwrap();
-    let out = choir(&["tokenize", "train", "--input", corpus.to_str().unwrap(), "--vocab-size", "100", "--output", "/dev/null"]);
+    let out = choir(&[
+        "tokenize",
+        "train",
+        "--input",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "100",
+        "--output",
+        "/dev/null",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("vocabulary size 100"));
 }

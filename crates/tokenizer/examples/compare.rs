@@ -72,19 +72,32 @@ fn chunks(text: &str, size: usize) -> Vec<&str> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let encoding = Encoding::from_name(&flag("--encoding").unwrap_or_else(|| "cl100k_base".into())).expect("encoding");
+    let encoding =
+        Encoding::from_name(&flag("--encoding").unwrap_or_else(|| "cl100k_base".into())).expect("encoding");
     let runs: usize = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(3);
-    let file = args.iter().enumerate().find(|(i, a)| !a.starts_with("--") && (*i == 0 || !args[i - 1].starts_with("--")));
+    let file = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || !args[i - 1].starts_with("--")));
     let text = match file {
         Some((_, path)) => std::fs::read_to_string(path).expect("reading FILE as UTF-8"),
         None => corpus::machine_corpus(8_000_000).into_iter().map(|s| s.text).collect(),
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("text: {:.2} MB, encoding {}, {} cores, best of {runs} runs", mb(text.len()), encoding.name(), threads);
+    println!(
+        "text: {:.2} MB, encoding {}, {} cores, best of {runs} runs",
+        mb(text.len()),
+        encoding.name(),
+        threads
+    );
 
     let t = Instant::now();
     let ours = encoding.load().expect("embedded encoding");
-    println!("choir load: {:.0} ms ({} merge rules)", t.elapsed().as_secs_f64() * 1e3, ours.merge_rule_count());
+    println!(
+        "choir load: {:.0} ms ({} merge rules)",
+        t.elapsed().as_secs_f64() * 1e3,
+        ours.merge_rule_count()
+    );
     let tiktoken = match encoding {
         Encoding::O200kBase => tiktoken_rs::o200k_base(),
         Encoding::R50kBase => tiktoken_rs::r50k_base(),
@@ -108,7 +121,13 @@ fn main() {
     let mut single = Vec::new();
     let mut multi = Vec::new();
     let mut reference: Option<(Vec<u32>, Vec<Vec<u32>>)> = None;
-    println!("\n{:<12} {:>10} {:>14} {:>16}", "encoder", "tokens", "1 thread MB/s", format!("{threads} threads MB/s"));
+    println!(
+        "\n{:<12} {:>10} {:>14} {:>16}",
+        "encoder",
+        "tokens",
+        "1 thread MB/s",
+        format!("{threads} threads MB/s")
+    );
     for (name, encode) in &encoders {
         let (s1, ids) = best_of(runs, || encode(&text));
         let (sn, batch) = best_of(runs, || encode_parallel(encode, &pieces, threads));
@@ -123,7 +142,12 @@ fn main() {
                 format!("{whole} (whole text), {chunked} (chunks)")
             }
         };
-        println!("{name:<12} {:>10} {:>14.2} {:>16.2}   tokens vs choir: {same}", ids.len(), mb(text.len()) / s1, mb(text.len()) / sn);
+        println!(
+            "{name:<12} {:>10} {:>14.2} {:>16.2}   tokens vs choir: {same}",
+            ids.len(),
+            mb(text.len()) / s1,
+            mb(text.len()) / sn
+        );
         single.push((*name, mb(text.len()) / s1));
         multi.push((*name, mb(text.len()) / sn));
     }
@@ -135,7 +159,12 @@ fn main() {
     }
 
     let cut = text.len();
-    let config = TrainConfig { vocab_size: 32_000, pattern: Pattern::Cl100k, special_tokens: vec!["<|endoftext|>".into()], min_pair_count: 2 };
+    let config = TrainConfig {
+        vocab_size: 32_000,
+        pattern: Pattern::Cl100k,
+        special_tokens: vec!["<|endoftext|>".into()],
+        min_pair_count: 2,
+    };
     let t = Instant::now();
     let (trained, report) = tokenizer::train(&text.as_bytes()[..cut], &config).expect("training");
     let secs = t.elapsed().as_secs_f64();

@@ -143,7 +143,11 @@ mod tests {
     fn encode_with(vocab: &Vocab, piece: &[u8], large: bool) -> Vec<TokenId> {
         let mut out = Vec::new();
         let mut scratch = Scratch::default();
-        if large { merge_heap(vocab, piece, &mut out, &mut scratch) } else { merge_linear(vocab, piece, &mut out, &mut scratch) }
+        if large {
+            merge_heap(vocab, piece, &mut out, &mut scratch)
+        } else {
+            merge_linear(vocab, piece, &mut out, &mut scratch)
+        }
         out
     }
 

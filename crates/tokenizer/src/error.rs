@@ -89,7 +89,9 @@ pub enum TokenizerError {
         reason: String,
     },
     /// Training was asked for an impossible vocabulary size.
-    #[error("vocabulary size {vocab_size} is too small; expected at least {minimum} (256 bytes + {specials} special tokens)")]
+    #[error(
+        "vocabulary size {vocab_size} is too small; expected at least {minimum} (256 bytes + {specials} special tokens)"
+    )]
     VocabTooSmall {
         /// The requested size.
         vocab_size: usize,

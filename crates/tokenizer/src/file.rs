@@ -39,7 +39,12 @@ impl Tokenizer {
             Some(first) if first.trim_end() == FILE_MAGIC => {}
             other => {
                 let seen: String = other.unwrap_or("").chars().take(40).collect();
-                return Err(bad(1, format!("found {seen:?}; expected {FILE_MAGIC:?} (a file written by `choir tokenize train`)")));
+                return Err(bad(
+                    1,
+                    format!(
+                        "found {seen:?}; expected {FILE_MAGIC:?} (a file written by `choir tokenize train`)"
+                    ),
+                ));
             }
         }
         let mut pattern = None;
@@ -59,13 +64,21 @@ impl Tokenizer {
                     let bytes = base64_decode(encoded).map_err(|e| bad(header_lines, e.to_string()))?;
                     let text = String::from_utf8(bytes)
                         .map_err(|_| bad(header_lines, "special token is not UTF-8".to_owned()))?;
-                    let id = id.parse().map_err(|_| bad(header_lines, format!("special id {id:?} is not an integer")))?;
+                    let id = id
+                        .parse()
+                        .map_err(|_| bad(header_lines, format!("special id {id:?} is not an integer")))?;
                     specials.push((text, id));
                 }
-                _ => return Err(bad(header_lines, format!("unknown header {line:?}; expected `#pattern NAME` or `#special BASE64 ID`"))),
+                _ => {
+                    return Err(bad(
+                        header_lines,
+                        format!("unknown header {line:?}; expected `#pattern NAME` or `#special BASE64 ID`"),
+                    ));
+                }
             }
         }
-        let pattern = pattern.ok_or_else(|| bad(header_lines, "no `#pattern` line; expected one".to_owned()))?;
+        let pattern =
+            pattern.ok_or_else(|| bad(header_lines, "no `#pattern` line; expected one".to_owned()))?;
         let body = text.get(body_start.min(text.len())..).unwrap_or("");
         let entries = parse_rank_lines(body, header_lines)?;
         Tokenizer::from_ranks(entries, pattern, specials)

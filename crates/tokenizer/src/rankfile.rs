@@ -40,7 +40,7 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, TokenizerError> {
         reason: reason.to_owned(),
     };
     let raw = text.as_bytes();
-    if raw.len() % 4 != 0 {
+    if !raw.len().is_multiple_of(4) {
         return Err(bad("length is not a multiple of 4"));
     }
     let mut out = Vec::with_capacity(raw.len() / 4 * 3);
@@ -52,7 +52,8 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, TokenizerError> {
         }
         let mut n = 0u32;
         for &c in &quad[..4 - pad] {
-            n = (n << 6) | sextet(c).ok_or_else(|| bad(&format!("character {:?} is not base64", char::from(c))))?;
+            n = (n << 6)
+                | sextet(c).ok_or_else(|| bad(&format!("character {:?} is not base64", char::from(c))))?;
         }
         n <<= 6 * pad as u32;
         let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
@@ -67,7 +68,10 @@ pub fn parse_tiktoken(text: &str) -> Result<Vec<(Vec<u8>, TokenId)>, TokenizerEr
 }
 
 /// Parses rank lines, numbering them from `first_line` + 1 in errors.
-pub(crate) fn parse_rank_lines(text: &str, first_line: usize) -> Result<Vec<(Vec<u8>, TokenId)>, TokenizerError> {
+pub(crate) fn parse_rank_lines(
+    text: &str,
+    first_line: usize,
+) -> Result<Vec<(Vec<u8>, TokenId)>, TokenizerError> {
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = first_line + i + 1;
@@ -76,7 +80,10 @@ pub(crate) fn parse_rank_lines(text: &str, first_line: usize) -> Result<Vec<(Vec
         }
         let mut fields = line.split_ascii_whitespace();
         let (Some(token), Some(rank), None) = (fields.next(), fields.next(), fields.next()) else {
-            return Err(TokenizerError::BadRankLine { line: line_no, reason: format!("{line:?} has not two fields") });
+            return Err(TokenizerError::BadRankLine {
+                line: line_no,
+                reason: format!("{line:?} has not two fields"),
+            });
         };
         let bytes = base64_decode(token)
             .map_err(|e| TokenizerError::BadRankLine { line: line_no, reason: e.to_string() })?;
@@ -108,7 +115,15 @@ mod tests {
     #[test]
     fn base64_matches_rfc4648_vectors() {
         // RFC 4648 §10 test vectors.
-        let vectors = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")];
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
         for (plain, encoded) in vectors {
             assert_eq!(base64_encode(plain.as_bytes()), encoded);
             assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());

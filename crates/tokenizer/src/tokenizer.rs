@@ -33,7 +33,11 @@ impl Tokenizer {
         let mut specials = specials;
         specials.sort_by_key(|(_, id)| *id);
         for (i, (text, id)) in specials.iter().enumerate() {
-            let bad = |reason: &str| TokenizerError::BadSpecialToken { token: text.clone(), id: *id, reason: reason.to_owned() };
+            let bad = |reason: &str| TokenizerError::BadSpecialToken {
+                token: text.clone(),
+                id: *id,
+                reason: reason.to_owned(),
+            };
             if text.is_empty() {
                 return Err(bad("it is empty; expected a non-empty string"));
             }
@@ -48,7 +52,11 @@ impl Tokenizer {
     }
 
     /// Builds a tokenizer from the text of a tiktoken rank file.
-    pub fn from_tiktoken(ranks: &str, pattern: Pattern, specials: Vec<(String, TokenId)>) -> Result<Self, TokenizerError> {
+    pub fn from_tiktoken(
+        ranks: &str,
+        pattern: Pattern,
+        specials: Vec<(String, TokenId)>,
+    ) -> Result<Self, TokenizerError> {
         Self::from_ranks(crate::rankfile::parse_tiktoken(ranks)?, pattern, specials)
     }
 

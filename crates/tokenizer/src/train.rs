@@ -44,7 +44,12 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { vocab_size: 32_000, pattern: Pattern::Cl100k, special_tokens: Vec::new(), min_pair_count: 2 }
+        TrainConfig {
+            vocab_size: 32_000,
+            pattern: Pattern::Cl100k,
+            special_tokens: Vec::new(),
+            min_pair_count: 2,
+        }
     }
 }
 
@@ -95,7 +100,8 @@ pub fn train(text: &[u8], config: &TrainConfig) -> Result<(Tokenizer, TrainRepor
     };
 
     let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-    let mut ids: FxHashMap<Vec<u8>, TokenId> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as TokenId)).collect();
+    let mut ids: FxHashMap<Vec<u8>, TokenId> =
+        tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as TokenId)).collect();
     let mut counts: FxHashMap<u64, u64> = FxHashMap::default();
     let mut places: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
     for (w, word) in words.iter().enumerate() {
@@ -166,8 +172,12 @@ pub fn train(text: &[u8], config: &TrainConfig) -> Result<(Tokenizer, TrainRepor
     report.ordinary_tokens = tokens.len();
     let first_special = tokens.len() as TokenId;
     let entries = tokens.into_iter().enumerate().map(|(i, t)| (t, i as TokenId)).collect();
-    let special_ids =
-        config.special_tokens.iter().enumerate().map(|(i, s)| (s.clone(), first_special + i as TokenId)).collect();
+    let special_ids = config
+        .special_tokens
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), first_special + i as TokenId))
+        .collect();
     let tokenizer = Tokenizer::from_ranks(entries, config.pattern, special_ids)?;
     Ok((tokenizer, report))
 }
@@ -226,7 +236,10 @@ fn count_pieces(text: &[u8], config: &TrainConfig) -> (Vec<Word>, u64) {
     }
     let mut pieces: Vec<(&[u8], u64)> = counts.into_iter().collect();
     pieces.sort_unstable();
-    let words = pieces.into_iter().map(|(p, count)| Word { symbols: p.iter().map(|&b| TokenId::from(b)).collect(), count }).collect();
+    let words = pieces
+        .into_iter()
+        .map(|(p, count)| Word { symbols: p.iter().map(|&b| TokenId::from(b)).collect(), count })
+        .collect();
     (words, total)
 }
 

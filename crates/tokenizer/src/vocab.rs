@@ -74,7 +74,8 @@ impl Vocab {
         for (b, slot) in byte_ids.iter_mut().enumerate() {
             *slot = *by_bytes.get(&[b as u8][..]).ok_or(TokenizerError::MissingByte { byte: b as u8 })?;
         }
-        let mut vocab = Vocab { bytes, spans, by_bytes, pairs: FxHashMap::default(), byte_ids, len: entries.len() };
+        let mut vocab =
+            Vocab { bytes, spans, by_bytes, pairs: FxHashMap::default(), byte_ids, len: entries.len() };
         vocab.build_pairs();
         Ok(vocab)
     }
@@ -84,7 +85,9 @@ impl Vocab {
         for id in 0..self.spans.len() as TokenId {
             let Some(token) = self.get(id) else { continue };
             for cut in 1..token.len() {
-                if let (Some(&l), Some(&r)) = (self.by_bytes.get(&token[..cut]), self.by_bytes.get(&token[cut..])) {
+                if let (Some(&l), Some(&r)) =
+                    (self.by_bytes.get(&token[..cut]), self.by_bytes.get(&token[cut..]))
+                {
                     pairs.insert(pair_key(l, r), id);
                 }
             }

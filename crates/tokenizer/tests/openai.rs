@@ -35,7 +35,8 @@ fn assert_same(e: Encoding, label: &str, text: &str) {
     if got != expected {
         let at = got.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(got.len().min(expected.len()));
         let byte_at = ours(e).decode(&got[..at]).unwrap().len();
-        let context = String::from_utf8_lossy(&text.as_bytes()[byte_at..(byte_at + 60).min(text.len())]).into_owned();
+        let context =
+            String::from_utf8_lossy(&text.as_bytes()[byte_at..(byte_at + 60).min(text.len())]).into_owned();
         panic!(
             "{} on {label}: first difference at token {at} (byte {byte_at}, text {context:?}): ours {:?} vs tiktoken {:?}",
             e.name(),
@@ -100,7 +101,12 @@ fn tiktoken_published_vectors() {
 fn special_tokens_match_tiktoken() {
     let text = "doc one<|endoftext|>doc two <|fim_prefix|>x<|fim_suffix|>y<|fim_middle|>z<|endofprompt|>";
     for e in [Encoding::Cl100kBase, Encoding::O200kBase] {
-        assert_eq!(ours(e).encode_with_special(text), reference(e).encode_with_special_tokens(text), "{}", e.name());
+        assert_eq!(
+            ours(e).encode_with_special(text),
+            reference(e).encode_with_special_tokens(text),
+            "{}",
+            e.name()
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! Round trips: arbitrary bytes through encode/decode, tokenizers through save/load and rank files.
 
-use tokenizer::{Encoding, Pattern, TrainConfig, Tokenizer, parse_tiktoken, train, write_tiktoken};
+use tokenizer::{Encoding, Pattern, Tokenizer, TrainConfig, parse_tiktoken, train, write_tiktoken};
 
 const FIXTURE: &str = include_str!("../data/fixture/corpus.txt");
 
@@ -39,7 +39,12 @@ impl Rng {
 }
 
 fn trained() -> Tokenizer {
-    let config = TrainConfig { vocab_size: 1000, pattern: Pattern::O200k, special_tokens: vec!["<|endoftext|>".into()], min_pair_count: 2 };
+    let config = TrainConfig {
+        vocab_size: 1000,
+        pattern: Pattern::O200k,
+        special_tokens: vec!["<|endoftext|>".into()],
+        min_pair_count: 2,
+    };
     train(&FIXTURE.as_bytes()[..100_000], &config).unwrap().0
 }
 
@@ -82,7 +87,8 @@ fn load_reports_what_is_wrong() {
     let broken = saved.replacen("#pattern o200k", "#pattern bert", 1);
     let err = Tokenizer::load(&broken).unwrap_err().to_string();
     assert!(err.contains("line 2") && err.contains("bert"), "{err}");
-    let truncated: String = saved.lines().take(100).filter(|l| !l.starts_with("AA")).collect::<Vec<_>>().join("\n");
+    let truncated: String =
+        saved.lines().take(100).filter(|l| !l.starts_with("AA")).collect::<Vec<_>>().join("\n");
     let err = Tokenizer::load(&truncated).unwrap_err().to_string();
     assert!(err.contains("single byte"), "{err}");
 }

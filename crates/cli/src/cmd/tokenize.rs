@@ -112,7 +112,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
 
 /// Reads a whole file as bytes, naming it in the error.
 fn read_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display())).map_err(|e| bad_input(format!("{e:#}")))
+    std::fs::read(path)
+        .with_context(|| format!("reading {}", path.display()))
+        .map_err(|e| bad_input(format!("{e:#}")))
 }
 
 fn read_stdin() -> anyhow::Result<Vec<u8>> {
@@ -125,7 +127,8 @@ fn read_stdin() -> anyhow::Result<Vec<u8>> {
 fn load(which: &Which) -> anyhow::Result<(Tokenizer, String)> {
     if let Some(path) = &which.tokenizer {
         let bytes = read_bytes(path)?;
-        let text = String::from_utf8(bytes).map_err(|_| bad_input(format!("{}: not UTF-8 text", path.display())))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| bad_input(format!("{}: not UTF-8 text", path.display())))?;
         let tokenizer = if text.starts_with(FILE_MAGIC) {
             Tokenizer::load(&text)
         } else {
@@ -166,7 +169,10 @@ struct SpecialJson {
 fn train(args: TrainArgs) -> anyhow::Result<()> {
     let vocab = units::parse_count(&args.vocab_size).map_err(|e| bad_input(format!("--vocab-size: {e}")))?;
     if !(vocab.is_finite() && vocab >= 1.0 && vocab.fract() == 0.0 && vocab <= 4.0e9) {
-        return Err(bad_input(format!("--vocab-size {}: expected a whole number of tokens", args.vocab_size)));
+        return Err(bad_input(format!(
+            "--vocab-size {}: expected a whole number of tokens",
+            args.vocab_size
+        )));
     }
     let pattern: Pattern = args.pattern.parse().map_err(|e| bad_input(format!("--pattern: {e}")))?;
     if args.min_count == 0 {
@@ -277,7 +283,10 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     let stats = EncodeStats::new(&input, ids.len());
     if args.json {
         let pieces = args.pieces.then(|| {
-            tokenizer::pieces(&tokenizer, &ids).into_iter().map(|p| PieceJson { id: p.id, text: p.text }).collect()
+            tokenizer::pieces(&tokenizer, &ids)
+                .into_iter()
+                .map(|p| PieceJson { id: p.id, text: p.text })
+                .collect()
         });
         return print_json(&EncodeJson {
             encoding: name,
@@ -331,20 +340,26 @@ fn parse_ids(words: &[String]) -> anyhow::Result<Vec<TokenId>> {
         let value: serde_json::Value =
             serde_json::from_str(trimmed).map_err(|e| bad_input(format!("token ids as JSON: {e}")))?;
         let list = value.get("tokens").unwrap_or(&value);
-        let items = list.as_array().ok_or_else(|| bad_input("JSON: expected an array of ids or {\"tokens\": [...]}"))?;
+        let items = list
+            .as_array()
+            .ok_or_else(|| bad_input("JSON: expected an array of ids or {\"tokens\": [...]}"))?;
         return items
             .iter()
             .map(|v| {
-                v.as_u64()
-                    .and_then(|n| TokenId::try_from(n).ok())
-                    .ok_or_else(|| bad_input(format!("token id {v}: expected an integer from 0 to {}", TokenId::MAX)))
+                v.as_u64().and_then(|n| TokenId::try_from(n).ok()).ok_or_else(|| {
+                    bad_input(format!("token id {v}: expected an integer from 0 to {}", TokenId::MAX))
+                })
             })
             .collect();
     }
     trimmed
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|w| !w.is_empty())
-        .map(|w| w.parse::<TokenId>().map_err(|_| bad_input(format!("token id {w:?}: expected an integer from 0 to {}", TokenId::MAX))))
+        .map(|w| {
+            w.parse::<TokenId>().map_err(|_| {
+                bad_input(format!("token id {w:?}: expected an integer from 0 to {}", TokenId::MAX))
+            })
+        })
         .collect()
 }
 

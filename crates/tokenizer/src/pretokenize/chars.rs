@@ -236,7 +236,14 @@ mod tests {
             assert_eq!((c.cp, c.len), (u32::from(ch), ch.len_utf8()));
             i += c.len;
         }
-        for bad in [&[0x80u8][..], &[0xC0, 0x80], &[0xE0, 0x80, 0x80], &[0xED, 0xA0, 0x80], &[0xF4, 0x90], &[0xE2, 0x82]] {
+        for bad in [
+            &[0x80u8][..],
+            &[0xC0, 0x80],
+            &[0xE0, 0x80, 0x80],
+            &[0xED, 0xA0, 0x80],
+            &[0xF4, 0x90],
+            &[0xE2, 0x82],
+        ] {
             let c = decode(bad, 0);
             assert_eq!((c.cp, c.class, c.len), (0xFFFD, 0, 1), "{bad:?}");
         }

@@ -81,11 +81,13 @@ fn too_small_a_vocabulary_is_refused() {
 fn merges_equal_a_naive_trainer() {
     // A slow, obviously correct trainer: recount every pair from scratch after each merge.
     let text = "low lower lowest newer newest wider widest low low newest";
-    let cfg = TrainConfig { vocab_size: 280, pattern: Pattern::Gpt2, special_tokens: vec![], min_pair_count: 1 };
+    let cfg =
+        TrainConfig { vocab_size: 280, pattern: Pattern::Gpt2, special_tokens: vec![], min_pair_count: 1 };
     let (tok, _) = train(text.as_bytes(), &cfg).unwrap();
     let mut words: Vec<Vec<Vec<u8>>> =
         Pattern::Gpt2.split(text.as_bytes()).map(|p| p.iter().map(|&b| vec![b]).collect()).collect();
-    let mut id_of: std::collections::BTreeMap<Vec<u8>, u32> = (0..=255u8).map(|b| (vec![b], u32::from(b))).collect();
+    let mut id_of: std::collections::BTreeMap<Vec<u8>, u32> =
+        (0..=255u8).map(|b| (vec![b], u32::from(b))).collect();
     let mut expected = Vec::new();
     while expected.len() < tok.ordinary_vocab_size() - 256 {
         let mut counts: std::collections::BTreeMap<(u32, u32), u64> = std::collections::BTreeMap::new();
@@ -117,7 +119,8 @@ fn merges_equal_a_naive_trainer() {
             *w = out;
         }
     }
-    let ours: Vec<Vec<u8>> = (256..tok.ordinary_vocab_size() as u32).map(|id| tok.token_bytes(id).unwrap().to_vec()).collect();
+    let ours: Vec<Vec<u8>> =
+        (256..tok.ordinary_vocab_size() as u32).map(|id| tok.token_bytes(id).unwrap().to_vec()).collect();
     assert_eq!(ours, expected);
 }
 

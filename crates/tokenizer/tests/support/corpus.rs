@@ -109,7 +109,8 @@ pub(crate) fn mo_translations(paths: &[PathBuf], cap_per_file: usize) -> String 
     let mut text = String::new();
     for p in paths {
         let Ok(data) = std::fs::read(p) else { continue };
-        let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        let u32_at =
+            |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
         if u32_at(0) != Some(0x9504_12de) {
             continue;
         }
@@ -161,7 +162,12 @@ pub(crate) fn python_stdlib() -> Option<PathBuf> {
         let name = p.file_name()?.to_str()?;
         name.strip_prefix("python3.")?.parse().ok()
     };
-    candidates.into_iter().filter(|p| p.join("textwrap.py").exists()).filter_map(|p| minor(&p).map(|m| (m, p))).max().map(|(_, p)| p)
+    candidates
+        .into_iter()
+        .filter(|p| p.join("textwrap.py").exists())
+        .filter_map(|p| minor(&p).map(|m| (m, p)))
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// The longest prefix of `text` that ends a line and is at most `cap` bytes (the whole text if shorter).
@@ -191,7 +197,11 @@ pub(crate) fn machine_corpus(cap_bytes: usize) -> Vec<Source> {
     let shakespeare = std::fs::read_to_string("/work/shared/data/tinyshakespeare.txt").unwrap_or_default();
     add("English prose: Tiny Shakespeare (/work/shared/data)", shakespeare, share * 2);
     if let Some(src) = cargo_registry_src() {
-        add("Rust code: *.rs in the cargo registry", concat_files(&files_under(&src, &[".rs"]), share * 2), share * 2);
+        add(
+            "Rust code: *.rs in the cargo registry",
+            concat_files(&files_under(&src, &[".rs"]), share * 2),
+            share * 2,
+        );
         add("Markdown: *.md in the cargo registry", concat_files(&files_under(&src, &[".md"]), share), share);
     }
     if let Some(py) = python_stdlib() {
@@ -199,7 +209,11 @@ pub(crate) fn machine_corpus(cap_bytes: usize) -> Vec<Source> {
         py_files.retain(|p| !p.to_string_lossy().contains("site-packages"));
         add("Python code: the standard library", concat_files(&py_files, share), share);
         let cjk = files_under(&py.join("test").join("cjkencodings"), &["-utf8.txt"]);
-        add("Chinese/Japanese/Korean: CPython test/cjkencodings/*-utf8.txt", concat_files(&cjk, share), share);
+        add(
+            "Chinese/Japanese/Korean: CPython test/cjkencodings/*-utf8.txt",
+            concat_files(&cjk, share),
+            share,
+        );
         let rich = py.join("site-packages/pip/_vendor/rich");
         let emoji = concat_files(&[rich.join("_emoji_codes.py"), rich.join("_spinners.py")], share);
         add("emoji: pip's vendored rich _emoji_codes.py, _spinners.py", emoji, share / 2);
