@@ -209,6 +209,11 @@ impl Block {
     }
 }
 
+/// A `[1, t]` u32 tensor of `tokens` on `device` (one sequence, as `Gpt::forward` takes it).
+pub fn token_row(tokens: &[u32], device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_slice(tokens, (1, tokens.len()), device)?)
+}
+
 fn mean_or_zero(values: &[Tensor], like: &Tensor) -> Result<Tensor> {
     if values.is_empty() {
         return zero_scalar(like);

@@ -166,7 +166,7 @@ fn short_run(moe: Option<MoeConfig>) -> (f32, f32) {
     let mut state =
         start(&config, &tc, &init_params(&config, tc.seed, DType::F32, &Device::Cpu).unwrap()).unwrap();
     let mut n_steps = 0;
-    let history = train(&mut state, &tc, &data, |_| n_steps += 1).unwrap();
+    let history = train(&mut state, &tc, &data, |_, _| n_steps += 1).unwrap();
     assert_eq!(history.steps.len(), 60);
     assert_eq!(n_steps, 62, "60 steps and 2 evaluations");
     let (first, last) = (history.evals[0], history.evals[history.evals.len() - 1]);

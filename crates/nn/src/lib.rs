@@ -5,6 +5,7 @@
 //! - [`params`]: seeded initialisation, trainable variables, safetensors bytes.
 //! - [`gpt`]: the model ([`gpt::Gpt`]): forward with a KV cache, loss, attention weights.
 //! - [`attention`]: causal MHA/GQA attention and the [`attention::KvCache`].
+//! - [`checkpoint`]: checkpoint files (safetensors weights, tokenizer, `config.json`) as bytes.
 //! - [`vocab`]: character-level and BPE vocabularies.
 //! - [`data`]: train/validation split and seeded batches.
 //! - [`train`]: AdamW with nanoGPT's schedule, gradient clipping, evaluation.
@@ -18,6 +19,7 @@
 
 pub mod attention;
 pub mod batching;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -35,3 +37,10 @@ pub mod vocab;
 mod gpt_tests;
 
 pub use error::{NnError, Result};
+// The tensor types in this crate's signatures, so that callers need not depend on candle themselves.
+pub use candle_core::{DType, Device};
+
+/// The device to run on: the first CUDA GPU when built with the `cuda` feature and one is present, else the CPU.
+pub fn default_device() -> Result<Device> {
+    Ok(Device::cuda_if_available(0)?)
+}

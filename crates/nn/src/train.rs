@@ -237,12 +237,12 @@ pub fn evaluate(state: &TrainState, config: &TrainConfig, data: &Split) -> Resul
 }
 
 /// Runs `config.iters` steps from the current state, evaluating every `eval_interval` steps and after the last,
-/// reporting each step and evaluation to `on_event`.
+/// reporting each step and evaluation to `on_event` with the state as it is then (to checkpoint it, say).
 pub fn train(
     state: &mut TrainState,
     config: &TrainConfig,
     data: &Split,
-    mut on_event: impl FnMut(&TrainEvent),
+    mut on_event: impl FnMut(&TrainEvent, &TrainState),
 ) -> Result<TrainHistory> {
     let context = state.model.config().context;
     for (what, part) in [("training split", &data.train), ("validation split", &data.val)] {
@@ -256,14 +256,14 @@ pub fn train(
         let at_end = state.step >= end;
         if at_end || (config.eval_interval > 0 && state.step.is_multiple_of(config.eval_interval)) {
             let eval = evaluate(state, config, data)?;
-            on_event(&TrainEvent::Eval(eval));
+            on_event(&TrainEvent::Eval(eval), state);
             history.evals.push(eval);
         }
         if at_end {
             return Ok(history);
         }
         let stats = step(state, config, &data.train)?;
-        on_event(&TrainEvent::Step(stats));
+        on_event(&TrainEvent::Step(stats), state);
         history.steps.push(stats);
     }
 }
