@@ -4,4 +4,5 @@ mod cli;
 mod collective;
 mod model;
 mod sim;
+mod tokenize;
 mod topology;
