@@ -34,6 +34,16 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Compare simulated step times and memory with published measurements.
     Validate(cmd::validate::Args),
+    /// Search every valid parallel plan for a model on a cluster and rank them by step time.
+    Plan(cmd::plan::Args),
+    /// Simulate a long training campaign under failures: goodput, ETTR, best checkpoint interval.
+    Chaos(cmd::chaos::Args),
+    /// Run the coordinator daemon (rendezvous, job control, health, metrics).
+    Coordinator(cmd::coordinator::Args),
+    /// Run a worker daemon that joins a coordinator and plays its rank's schedule.
+    Worker(cmd::worker::Args),
+    /// Start a local cluster (a coordinator and N workers on loopback) and run a job on it.
+    Up(cmd::up::Args),
     /// Time a collective on a cluster across message sizes, like nccl-tests.
     Collective(cmd::collective::Args),
     /// Train, apply and inspect a byte-level BPE tokenizer.
@@ -56,6 +66,11 @@ fn main() {
         Command::Topology(args) => cmd::topology::run(args),
         Command::Collective(args) => cmd::collective::run(args),
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
+        Command::Chaos(args) => cmd::chaos::run(args),
+        Command::Coordinator(args) => cmd::coordinator::run(args),
+        Command::Worker(args) => cmd::worker::run(args),
+        Command::Up(args) => cmd::up::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Tokenize(command) => cmd::tokenize::run(command),
         Command::Train(args) => cmd::train::run(args),
