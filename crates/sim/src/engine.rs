@@ -91,33 +91,7 @@ pub(crate) fn run(
     cfg: &RunConfig,
 ) -> Result<RunResult, SimError> {
     let layout = program.layout;
-    let fp8 = program.plan.precision == model::Precision::Fp8;
-    let mut tables = Vec::with_capacity(program.stages.len());
-    for stage in &program.stages {
-        let mut stream_ops: [Vec<OpIdx>; N_STREAMS] = Default::default();
-        let mut pos = vec![0u32; stage.ops.len()];
-        for (i, op) in stage.ops.iter().enumerate() {
-            let s = op.stream.index();
-            pos[i] = stream_ops[s].len() as u32;
-            stream_ops[s].push(i as OpIdx);
-        }
-        let work_s: Vec<f64> = stage.works.iter().map(|w| compute.work_time_s(w, fp8)).collect();
-        let rep = layout.rank(schedule::Coord { tp: 0, cp: 0, dp: 0, pp: stage.stage });
-        let mut durations = Vec::with_capacity(stage.ops.len());
-        for op in &stage.ops {
-            let s = match op.kind {
-                OpKind::Compute { work } => work_s[work as usize],
-                OpKind::Collective { group, op: kind, bytes, .. } => {
-                    let (leader, _) = leader_of(&layout, rep, group);
-                    network.collective_s(group, leader, kind, bytes)?
-                }
-                OpKind::Send { peer, bytes, .. } => network.p2p_s(rep, layout.on_stage(rep, peer), bytes)?,
-                OpKind::Recv { .. } => 0.0,
-            };
-            durations.push(SimTime::from_secs_f64(s));
-        }
-        tables.push(StageTables { stream_ops, pos, durations });
-    }
+    let tables = stage_tables(program, compute, network)?;
     let world_size = layout.world();
     let mut index_of = vec![u32::MAX; world_size as usize];
     let mut ranks = Vec::new();
@@ -188,6 +162,57 @@ pub(crate) fn run(
         simulated_ranks: world.ranks.len() as u32,
         ranks: world.ranks.into_iter().map(|r| (r.global, r.stage, r.peak_mem_bytes, r.record)).collect(),
     })
+}
+
+/// Per-stage stream tables and op durations (every rank of a stage runs the same program at the same costs).
+fn stage_tables(
+    program: &StepProgram,
+    compute: &ComputeModel,
+    network: &mut Network<'_>,
+) -> Result<Vec<StageTables>, SimError> {
+    let layout = program.layout;
+    let fp8 = program.plan.precision == model::Precision::Fp8;
+    let mut tables = Vec::with_capacity(program.stages.len());
+    for stage in &program.stages {
+        let mut stream_ops: [Vec<OpIdx>; N_STREAMS] = Default::default();
+        let mut pos = vec![0u32; stage.ops.len()];
+        for (i, op) in stage.ops.iter().enumerate() {
+            let s = op.stream.index();
+            pos[i] = stream_ops[s].len() as u32;
+            stream_ops[s].push(i as OpIdx);
+        }
+        let work_s: Vec<f64> = stage.works.iter().map(|w| compute.work_time_s(w, fp8)).collect();
+        let rep = layout.rank(schedule::Coord { tp: 0, cp: 0, dp: 0, pp: stage.stage });
+        let mut durations = Vec::with_capacity(stage.ops.len());
+        for op in &stage.ops {
+            let s = match op.kind {
+                OpKind::Compute { work } => work_s[work as usize],
+                OpKind::Collective { group, op: kind, bytes, .. } => {
+                    let (leader, _) = leader_of(&layout, rep, group);
+                    network.collective_s(group, leader, kind, bytes)?
+                }
+                OpKind::Send { peer, bytes, .. } => network.p2p_s(rep, layout.on_stage(rep, peer), bytes)?,
+                OpKind::Recv { .. } => 0.0,
+            };
+            durations.push(SimTime::from_secs_f64(s));
+        }
+        tables.push(StageTables { stream_ops, pos, durations });
+    }
+    Ok(tables)
+}
+
+/// Seconds each op of each stage's program takes once it starts, as the simulator costs it (a collective's
+/// time counts from the last member's arrival; a receive costs nothing, its message's send carries the
+/// transfer). The live emulator plays these.
+pub(crate) fn op_durations(
+    program: &StepProgram,
+    compute: &ComputeModel,
+    network: &mut Network<'_>,
+) -> Result<Vec<Vec<f64>>, SimError> {
+    Ok(stage_tables(program, compute, network)?
+        .into_iter()
+        .map(|t| t.durations.iter().map(|d| d.as_secs_f64()).collect())
+        .collect())
 }
 
 /// The group's leader (its first member) and its size.

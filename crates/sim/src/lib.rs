@@ -71,6 +71,18 @@ pub struct Simulation {
     pub timeline: Timeline,
 }
 
+/// Seconds each op of each stage's program takes on `cluster` (indexed `[stage][op]`), as [`simulate`] costs
+/// them. This is what the live emulator waits for each op.
+pub fn op_durations(
+    program: &StepProgram,
+    cluster: &topology::Cluster,
+    calibration: Option<&str>,
+) -> Result<Vec<Vec<f64>>, SimError> {
+    let compute = ComputeModel::for_gpu(cluster.gpu_spec(), calibration)?;
+    let mut network = network::Network::new(cluster, program.layout);
+    engine::op_durations(program, &compute, &mut network)
+}
+
 /// Simulates one optimizer step of `program` on `cluster`.
 pub fn simulate(
     spec: &model::ModelSpec,
