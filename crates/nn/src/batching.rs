@@ -94,7 +94,11 @@ struct Running {
 }
 
 /// Serves `requests` in order under `config`; completions come back in finishing order.
-pub fn serve(model: &Gpt, requests: &[Request], config: &BatchingConfig) -> Result<(Vec<Completion>, BatchingStats)> {
+pub fn serve(
+    model: &Gpt,
+    requests: &[Request],
+    config: &BatchingConfig,
+) -> Result<(Vec<Completion>, BatchingStats)> {
     if config.max_batch == 0 {
         return Err(bad_config("max_batch", 0, "must be at least 1"));
     }
@@ -174,7 +178,13 @@ fn retire(running: &mut Vec<Running>, reserved: &mut usize, done: &mut Vec<Compl
 }
 
 /// Runs a request's prompt through the model and samples its first token.
-fn prefill(model: &Gpt, r: &Request, config: &BatchingConfig, need: usize, stats: &mut BatchingStats) -> Result<Running> {
+fn prefill(
+    model: &Gpt,
+    r: &Request,
+    config: &BatchingConfig,
+    need: usize,
+    stats: &mut BatchingStats,
+) -> Result<Running> {
     let sampling = SamplingConfig { seed: config.sampling.seed.wrapping_add(r.id), ..config.sampling };
     let mut s = Running {
         id: r.id,

@@ -89,17 +89,22 @@ pub fn checkpoint_files(
         }
     };
     let meta = CheckpointMeta { format: FORMAT.to_string(), gpt: gpt.clone(), tokenizer, training };
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| NnError::Checkpoint(format!("writing config: {e}")))?;
+    let json =
+        serde_json::to_vec_pretty(&meta).map_err(|e| NnError::Checkpoint(format!("writing config: {e}")))?;
     files.push((CONFIG_FILE, json));
     Ok(files)
 }
 
 /// Parses `config.json` (the caller then knows whether a tokenizer file must be read).
 pub fn read_meta(config_json: &str) -> Result<CheckpointMeta> {
-    let meta: CheckpointMeta = serde_json::from_str(config_json)
-        .map_err(|e| NnError::Checkpoint(format!("{CONFIG_FILE}: {e} (expected a config written by `choir train`)")))?;
+    let meta: CheckpointMeta = serde_json::from_str(config_json).map_err(|e| {
+        NnError::Checkpoint(format!("{CONFIG_FILE}: {e} (expected a config written by `choir train`)"))
+    })?;
     if meta.format != FORMAT {
-        return Err(NnError::Checkpoint(format!("{CONFIG_FILE}: format {:?}, expected {FORMAT:?}", meta.format)));
+        return Err(NnError::Checkpoint(format!(
+            "{CONFIG_FILE}: format {:?}, expected {FORMAT:?}",
+            meta.format
+        )));
     }
     meta.gpt.validate()?;
     Ok(meta)
@@ -151,7 +156,10 @@ mod tests {
         let x = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
         let a = Gpt::new(&gpt, &tensors).unwrap().forward(&x, None).unwrap();
         let b = loaded.model.forward(&x, None).unwrap();
-        assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
         let err = read_meta("{}").unwrap_err().to_string();
         assert!(err.starts_with("checkpoint: config.json: missing field"), "{err}");
     }

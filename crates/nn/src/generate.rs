@@ -81,7 +81,11 @@ pub(crate) fn logits_rows(
 ) -> Result<(Vec<Vec<f32>>, usize)> {
     let context = model.config().context;
     if seq.is_empty() || n_rows == 0 || n_rows > seq.len() {
-        return Err(NnError::NotEnoughData { what: "sequence to continue", got: seq.len(), need: n_rows.max(1) });
+        return Err(NnError::NotEnoughData {
+            what: "sequence to continue",
+            got: seq.len(),
+            need: n_rows.max(1),
+        });
     }
     if n_rows > 1 && seq.len() > context {
         return Err(NnError::ContextOverflow { len: seq.len(), context });

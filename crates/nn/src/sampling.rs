@@ -40,7 +40,14 @@ pub struct SamplingConfig {
 
 impl Default for SamplingConfig {
     fn default() -> Self {
-        SamplingConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, repetition_penalty: 1.0, seed: 1337 }
+        SamplingConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            seed: 1337,
+        }
     }
 }
 
@@ -56,7 +63,11 @@ impl SamplingConfig {
     /// Checks the ranges: temperature ≥ 0, top-p in (0, 1], min-p in [0, 1], repetition penalty > 0.
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(bad_config("temperature", self.temperature, "must be a finite number ≥ 0 (0 = greedy)"));
+            return Err(bad_config(
+                "temperature",
+                self.temperature,
+                "must be a finite number ≥ 0 (0 = greedy)",
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(bad_config("top_p", self.top_p, "must be in (0, 1] (1 = off)"));
@@ -188,7 +199,11 @@ pub fn argmax(values: &[f32]) -> usize {
 /// Zeroes what `keep` drops and rescales the rest to sum to one.
 fn renormalise(probs: &[f32], keep: &[bool]) -> Vec<f32> {
     let kept: f64 = probs.iter().zip(keep).filter(|(_, k)| **k).map(|(p, _)| *p as f64).sum();
-    probs.iter().zip(keep).map(|(&p, &k)| if k && kept > 0.0 { (p as f64 / kept) as f32 } else { 0.0 }).collect()
+    probs
+        .iter()
+        .zip(keep)
+        .map(|(&p, &k)| if k && kept > 0.0 { (p as f64 / kept) as f32 } else { 0.0 })
+        .collect()
 }
 
 /// Inverse-CDF draw of an index of `probs` with the uniform number `u` in [0, 1); never returns a zero-mass

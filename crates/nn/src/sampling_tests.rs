@@ -68,7 +68,8 @@ fn temperature_scales_the_distribution() {
     let logits = [1.0f32, 0.0, -1.0];
     for t in [0.5f32, 1.0, 2.0] {
         let expected = softmax(&logits.map(|l| l / t));
-        let freq = frequencies(SamplingConfig { temperature: t, seed: 9, ..Default::default() }, &logits, 40_000);
+        let freq =
+            frequencies(SamplingConfig { temperature: t, seed: 9, ..Default::default() }, &logits, 40_000);
         for (f, e) in freq.iter().zip(&expected) {
             assert!((f - *e as f64).abs() < 0.01, "T={t}: {freq:?} vs {expected:?}");
         }

@@ -63,7 +63,11 @@ impl SpeculativeStats {
 
 /// Leviathan et al. eq. (1): expected tokens per target call, `(1 − α^{γ+1}) / (1 − α)`.
 pub fn expected_tokens_per_call(alpha: f64, gamma: usize) -> f64 {
-    if (1.0 - alpha).abs() < 1e-12 { (gamma + 1) as f64 } else { (1.0 - alpha.powi(gamma as i32 + 1)) / (1.0 - alpha) }
+    if (1.0 - alpha).abs() < 1e-12 {
+        (gamma + 1) as f64
+    } else {
+        (1.0 - alpha.powi(gamma as i32 + 1)) / (1.0 - alpha)
+    }
 }
 
 /// Leviathan et al. Theorem 3.8: expected wall-time speedup, `(1 − α^{γ+1}) / ((1 − α)(γ c + 1))`, where `c` is
@@ -138,8 +142,11 @@ pub fn generate_speculative(
         }
         let (rows, _) = logits_rows(target, Some(&mut target_cache), &draft_seq, gamma + 1)?;
         stats.target_calls += 1;
-        let p: Vec<Vec<f32>> =
-            rows.iter().enumerate().map(|(i, r)| distribution(r, &draft_seq[..seq.len() + i], &config.sampling)).collect();
+        let p: Vec<Vec<f32>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| distribution(r, &draft_seq[..seq.len() + i], &config.sampling))
+            .collect();
         let emitted = verify(&p, &q, &drafted, &mut sampler);
         stats.rounds += 1;
         stats.drafted += gamma;

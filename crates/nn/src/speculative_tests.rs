@@ -12,7 +12,12 @@ use crate::sampling::softmax;
 /// Pearson's chi-square statistic of `counts` against probabilities `expected`.
 fn chi_square(counts: &[usize], expected: &[f64]) -> f64 {
     let n: usize = counts.iter().sum();
-    counts.iter().zip(expected).filter(|(_, e)| **e > 0.0).map(|(&c, &e)| (c as f64 - n as f64 * e).powi(2) / (n as f64 * e)).sum()
+    counts
+        .iter()
+        .zip(expected)
+        .filter(|(_, e)| **e > 0.0)
+        .map(|(&c, &e)| (c as f64 - n as f64 * e).powi(2) / (n as f64 * e))
+        .sum()
 }
 
 #[test]
@@ -99,8 +104,8 @@ fn speculative_generation_preserves_the_target_joint_distribution() {
     let chi2 = chi_square(&pooled_counts, &pooled_expected);
     // 0.1% critical values of chi-square for df = 1..24.
     const CRIT: [f64; 24] = [
-        10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88, 29.59, 31.26, 32.91, 34.53, 36.12, 37.70,
-        39.25, 40.79, 42.31, 43.82, 45.31, 46.80, 48.27, 49.73, 51.18,
+        10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88, 29.59, 31.26, 32.91, 34.53, 36.12,
+        37.70, 39.25, 40.79, 42.31, 43.82, 45.31, 46.80, 48.27, 49.73, 51.18,
     ];
     assert!(chi2 < CRIT[df - 1], "chi-square {chi2} (df {df}): {counts:?} vs {expected:?}");
     // The draft differs from the target, so some drafts are rejected, and some are accepted.
@@ -113,9 +118,10 @@ fn greedy_speculative_equals_greedy_decoding() {
     let target = peaked_model(1, 2);
     let draft = peaked_model(2, 1);
     let sampling = SamplingConfig { temperature: 0.0, ..Default::default() };
-    let plain = generate(&target, &[0, 4], &GenerateConfig { max_new_tokens: 20, use_kv_cache: true, sampling })
-        .unwrap()
-        .tokens;
+    let plain =
+        generate(&target, &[0, 4], &GenerateConfig { max_new_tokens: 20, use_kv_cache: true, sampling })
+            .unwrap()
+            .tokens;
     for gamma in [1, 3, 6] {
         let config = SpeculativeConfig { max_new_tokens: 20, draft_tokens: gamma, sampling };
         let (tokens, stats) = generate_speculative(&target, &draft, &[0, 4], &config).unwrap();
@@ -124,9 +130,10 @@ fn greedy_speculative_equals_greedy_decoding() {
     }
     // Past the 16-token context the target continues alone, and still agrees.
     let sampling = SamplingConfig { temperature: 0.0, ..Default::default() };
-    let long = generate(&target, &[0, 4], &GenerateConfig { max_new_tokens: 30, use_kv_cache: false, sampling })
-        .unwrap()
-        .tokens;
+    let long =
+        generate(&target, &[0, 4], &GenerateConfig { max_new_tokens: 30, use_kv_cache: false, sampling })
+            .unwrap()
+            .tokens;
     let config = SpeculativeConfig { max_new_tokens: 30, draft_tokens: 4, sampling };
     assert_eq!(generate_speculative(&target, &draft, &[0, 4], &config).unwrap().0, long);
 }

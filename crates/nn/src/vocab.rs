@@ -57,9 +57,7 @@ impl Vocab {
     pub fn token_label(&self, id: u32) -> String {
         match self {
             Vocab::Char(v) => v.token_label(id),
-            Vocab::Bpe(t) => {
-                t.token_bytes(id).map_or_else(|| format!("<{id}>"), |b| tokenizer::display_token(b))
-            }
+            Vocab::Bpe(t) => t.token_bytes(id).map_or_else(|| format!("<{id}>"), tokenizer::display_token),
         }
     }
 }

@@ -59,10 +59,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     let layer = args.layer.unwrap_or(config.n_layers - 1);
     if layer >= config.n_layers {
-        return Err(bad_input(format!("--layer {layer}: expected 0 to {} ({} layers)", config.n_layers - 1, config.n_layers)));
+        return Err(bad_input(format!(
+            "--layer {layer}: expected 0 to {} ({} layers)",
+            config.n_layers - 1,
+            config.n_layers
+        )));
     }
     if let Some(h) = args.head.filter(|&h| h >= config.n_heads) {
-        return Err(bad_input(format!("--head {h}: expected 0 to {} ({} heads)", config.n_heads - 1, config.n_heads)));
+        return Err(bad_input(format!(
+            "--head {h}: expected 0 to {} ({} heads)",
+            config.n_heads - 1,
+            config.n_heads
+        )));
     }
     if !(args.temperature > 0.0 && args.temperature.is_finite()) {
         return Err(bad_input(format!("--temperature {}: expected a number > 0", args.temperature)));
@@ -78,7 +86,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let weights: Vec<Vec<f32>> = match args.head {
         Some(h) => all[h].clone(),
         None => (0..ids.len())
-            .map(|q| (0..ids.len()).map(|k| all.iter().map(|hd| hd[q][k]).sum::<f32>() / all.len() as f32).collect())
+            .map(|q| {
+                (0..ids.len())
+                    .map(|k| all.iter().map(|hd| hd[q][k]).sum::<f32>() / all.len() as f32)
+                    .collect()
+            })
             .collect(),
     };
     let labels: Vec<String> = ids.iter().map(|&t| ck.vocab.token_label(t)).collect();
@@ -121,9 +133,14 @@ fn shade(w: f32) -> char {
 fn heatmap_text(labels: &[String], weights: &[Vec<f32>]) -> String {
     let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1).min(12);
     let cut = |l: &str| l.chars().take(width).collect::<String>();
-    let mut out = format!("{:>width$}  {}\n", "", labels.iter().map(|l| l.chars().next().unwrap_or(' ')).collect::<String>());
+    let mut out = format!(
+        "{:>width$}  {}\n",
+        "",
+        labels.iter().map(|l| l.chars().next().unwrap_or(' ')).collect::<String>()
+    );
     for (q, row) in weights.iter().enumerate() {
-        let cells: String = row.iter().enumerate().map(|(k, &w)| if k > q { ' ' } else { shade(w) }).collect();
+        let cells: String =
+            row.iter().enumerate().map(|(k, &w)| if k > q { ' ' } else { shade(w) }).collect();
         out += &format!("{:>width$}  {cells}\n", cut(&labels[q]));
     }
     out
@@ -133,7 +150,8 @@ fn heatmap_text(labels: &[String], weights: &[Vec<f32>]) -> String {
 fn heatmap_svg(labels: &[String], weights: &[Vec<f32>], title: &str) -> String {
     let n = labels.len();
     let cell = if n > 40 { 11.0 } else { 18.0 };
-    let (left, top) = (90.0, 110.0);
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64;
+    let (left, top) = (16.0 + longest * cell * 0.5, 36.0 + longest * cell * 0.5);
     let (w, h) = (left + cell * n as f64 + 90.0, top + cell * n as f64 + 30.0);
     let mut svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="monospace" font-size="{fs}">

@@ -116,7 +116,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             let started = Instant::now();
             generate(&draft.model, &prompt, &config).map_err(bad_input)?;
             let draft_s = started.elapsed().as_secs_f64();
-            let spec_config = SpeculativeConfig { max_new_tokens: args.tokens, draft_tokens: args.draft_tokens, sampling };
+            let spec_config =
+                SpeculativeConfig { max_new_tokens: args.tokens, draft_tokens: args.draft_tokens, sampling };
             let started = Instant::now();
             let (tokens, stats) =
                 generate_speculative(&ck.model, &draft.model, &prompt, &spec_config).map_err(bad_input)?;

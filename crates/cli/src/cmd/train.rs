@@ -7,8 +7,8 @@ use anyhow::Context;
 use model::{Biases, MlpKind, NormKind};
 use nn::checkpoint::{TrainingRecord, checkpoint_files};
 use nn::config::{GptConfig, MoeConfig};
-use nn::train::{EvalStats, StepStats, TrainConfig, TrainEvent};
 use nn::train::TrainState;
+use nn::train::{EvalStats, StepStats, TrainConfig, TrainEvent};
 use nn::vocab::{CharVocab, Vocab};
 use nn::{DType, Device};
 
@@ -133,7 +133,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // The parameter count comes from `model`; the tensors built below must agree with it exactly.
     let params = model::param_counts(&gpt.to_spec("train")).total;
     let tensors = nn::params::init_params(&gpt, train.seed, DType::F32, &device()?).map_err(bad_input)?;
-    anyhow::ensure!(nn::params::count(&tensors) == params, "nn built a model whose size differs from model's count");
+    anyhow::ensure!(
+        nn::params::count(&tensors) == params,
+        "nn built a model whose size differs from model's count"
+    );
     let mut state = nn::train::start(&gpt, &train, &tensors).map_err(bad_input)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     if !args.json {
@@ -154,8 +157,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut save_error = None;
     let save = |state: &TrainState, evals: &[EvalStats], wall_s: f64| -> anyhow::Result<()> {
-        let record =
-            TrainingRecord { config: train.clone(), steps: state.step, evals: evals.to_vec(), wall_s: Some(wall_s) };
+        let record = TrainingRecord {
+            config: train.clone(),
+            steps: state.step,
+            evals: evals.to_vec(),
+            wall_s: Some(wall_s),
+        };
         let tensors = nn::params::var_tensors(&state.vars);
         let files = checkpoint_files(&gpt, &vocab, &tensors, Some(record)).map_err(|e| anyhow::anyhow!(e))?;
         for (name, bytes) in files {
@@ -236,7 +243,10 @@ fn gpt_config(args: &Args, vocab_size: usize) -> anyhow::Result<GptConfig> {
         return GptConfig::from_spec(&spec).map_err(bad_input);
     }
     if args.heads == 0 || !args.d_model.is_multiple_of(args.heads) {
-        return Err(bad_input(format!("--d-model {} must be a positive multiple of --heads ({})", args.d_model, args.heads)));
+        return Err(bad_input(format!(
+            "--d-model {} must be a positive multiple of --heads ({})",
+            args.d_model, args.heads
+        )));
     }
     let config = GptConfig {
         vocab_size,
@@ -290,9 +300,10 @@ fn loss_svg(steps: &[StepStats], evals: &[EvalStats], title: &str) -> String {
     let (w, h) = (760.0, 420.0);
     let (left, right, top, bottom) = (64.0, 24.0, 40.0, 52.0);
     let max_step = steps.len().max(evals.last().map_or(1, |e| e.step)).max(1) as f64;
-    let all: Vec<f32> = steps.iter().map(|s| s.loss).chain(evals.iter().flat_map(|e| [e.train_loss, e.val_loss])).collect();
+    let all: Vec<f32> =
+        steps.iter().map(|s| s.loss).chain(evals.iter().flat_map(|e| [e.train_loss, e.val_loss])).collect();
     let lo = all.iter().copied().fold(f32::INFINITY, f32::min).min(10.0).floor().max(0.0) as f64;
-    let hi = all.iter().copied().fold(0.0f32, f32::max).max(lo as f32 + 0.5).ceil() as f64;
+    let hi = (all.iter().copied().fold(0.0f32, f32::max).max(lo as f32 + 0.5) as f64 * 2.0).ceil() / 2.0;
     let x = |s: f64| left + (w - left - right) * s / max_step;
     let y = |l: f64| top + (h - top - bottom) * (1.0 - (l - lo) / (hi - lo));
     let mut svg = format!(
@@ -327,7 +338,11 @@ fn loss_svg(steps: &[StepStats], evals: &[EvalStats], title: &str) -> String {
         w - left - right,
         h - top - bottom
     );
-    svg += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n", (left + w - right) / 2.0, h - 12.0);
+    svg += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n",
+        (left + w - right) / 2.0,
+        h - 12.0
+    );
     svg += &format!(
         "<text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">cross-entropy (nats/token)</text>\n",
         (top + h - bottom) / 2.0,
@@ -337,22 +352,33 @@ fn loss_svg(steps: &[StepStats], evals: &[EvalStats], title: &str) -> String {
         let pts: Vec<String> = points.iter().map(|(s, l)| format!("{:.1},{:.1}", x(*s), y(*l))).collect();
         format!("<polyline fill=\"none\" {style} points=\"{}\"/>\n", pts.join(" "))
     };
-    svg += &polyline(steps.iter().map(|s| ((s.step + 1) as f64, s.loss as f64)).collect(), "stroke=\"#9ecae1\" stroke-width=\"0.8\"");
-    let mut ema = None;
-    let smooth: Vec<(f64, f64)> = steps
-        .iter()
-        .map(|s| {
-            let v = ema.map_or(s.loss as f64, |e: f64| 0.95 * e + 0.05 * s.loss as f64);
-            ema = Some(v);
-            ((s.step + 1) as f64, v)
+    svg += &polyline(
+        steps.iter().map(|s| ((s.step + 1) as f64, s.loss as f64)).collect(),
+        "stroke=\"#9ecae1\" stroke-width=\"0.8\"",
+    );
+    // A centred moving average over about 1/40 of the run.
+    let half = (steps.len() / 80).max(1);
+    let smooth: Vec<(f64, f64)> = (0..steps.len())
+        .map(|i| {
+            let window = &steps[i.saturating_sub(half)..(i + half + 1).min(steps.len())];
+            let mean = window.iter().map(|s| s.loss as f64).sum::<f64>() / window.len() as f64;
+            ((steps[i].step + 1) as f64, mean)
         })
         .collect();
     svg += &polyline(smooth, "stroke=\"#1f77b4\" stroke-width=\"1.8\"");
-    svg += &polyline(evals.iter().map(|e| (e.step as f64, e.val_loss as f64)).collect(), "stroke=\"#d62728\" stroke-width=\"1.8\"");
+    svg += &polyline(
+        evals.iter().map(|e| (e.step as f64, e.val_loss as f64)).collect(),
+        "stroke=\"#d62728\" stroke-width=\"1.8\"",
+    );
     for e in evals {
-        svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#d62728\"/>\n", x(e.step as f64), y(e.val_loss as f64));
+        svg += &format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#d62728\"/>\n",
+            x(e.step as f64),
+            y(e.val_loss as f64)
+        );
     }
-    let legend = [("#9ecae1", "train batch loss"), ("#1f77b4", "train (moving average)"), ("#d62728", "validation")];
+    let legend =
+        [("#9ecae1", "train batch loss"), ("#1f77b4", "train (moving average)"), ("#d62728", "validation")];
     for (i, (color, label)) in legend.iter().enumerate() {
         let ly = top + 16.0 + 18.0 * i as f64;
         svg += &format!(
