@@ -15,6 +15,19 @@ use crate::program::{
 /// FlashAttention-2's backward runs five `s²` matrix products against the forward's two (it recomputes the
 /// scores): 2.5× the forward attention-core FLOPs (Dao 2023, §3.1-3.2).
 const FLASH_BACKWARD_FACTOR: f64 = 2.5;
+/// The attention core's backward FLOPs as a multiple of its forward: FlashAttention recomputes the scores
+/// (2.5×); an unfused core runs two products per forward product (2×), plus one forward again under
+/// selective recomputation.
+fn attention_backward_factor(plan: &ParallelPlan) -> f64 {
+    if plan.flash_attention {
+        FLASH_BACKWARD_FACTOR
+    } else if plan.recompute == Recompute::Selective {
+        3.0
+    } else {
+        2.0
+    }
+}
+
 /// Bytes of device memory an Adam step touches per parameter it updates: read fp32 grad, master weight, m, v
 /// (16), write master, m, v (12), write the 16-bit copy (2), zero the grad (4). Derived from the update rule.
 const ADAM_BYTES_PER_PARAM: f64 = 34.0;
@@ -241,7 +254,7 @@ impl Builder<'_> {
             Pass::Backward | Pass::BackwardInput => {
                 let mut last = if vs == last_vs {
                     let w = self.work(false, "head.bwd", |c| {
-                        scale_work(&edge_work(c, true), 2.0, FLASH_BACKWARD_FACTOR)
+                        scale_work(&edge_work(c, true), 2.0, 0.0)
                     });
                     let h = self.edge_compute(HEAD, w, vec![], t0, true);
                     self.grad_ready.insert(HEAD, h);
@@ -431,11 +444,14 @@ impl Builder<'_> {
         let label = if split { "attn.dgrad" } else { "attn.bwd" };
         let gemm_scale = if split { 1.0 } else { 2.0 };
         let w = self.work(moe, label, |c| {
-            scale_work(
-                &layer_forward_work(c, u64::from(layer), Part::Attn),
-                gemm_scale,
-                FLASH_BACKWARD_FACTOR,
-            )
+            let fwd = layer_forward_work(c, u64::from(layer), Part::Attn);
+            let mut w = scale_work(&fwd, gemm_scale, attention_backward_factor(c.plan));
+            if !c.plan.flash_attention && c.plan.recompute == Recompute::Selective {
+                // Selective recomputation re-runs the attention core's forward (its score matrix traffic
+                // included) before its backward (Korthikanti et al. 2022 §5).
+                w.memory_bytes += fwd.memory_bytes;
+            }
+            w
         });
         if c.plan.cp > 1 {
             let kv = self.kv_bytes();

@@ -15,7 +15,7 @@ mod program;
 
 pub use layout::{Coord, GroupKind, Layout};
 pub use pipeline::{Pass, PipeStep, peak_in_flight, stage_order};
-pub use plan::{ParallelPlan, PipelineSchedule, RankOrder, Recompute};
+pub use plan::{KernelStack, ParallelPlan, PipelineSchedule, RankOrder, Recompute};
 pub use program::{
     CollectiveKind, CommPurpose, Op, OpIdx, OpKind, OpTag, StageProgram, StaticMemory, Stream, Work,
 };

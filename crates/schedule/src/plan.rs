@@ -56,6 +56,26 @@ impl std::str::FromStr for PipelineSchedule {
 /// Activation recomputation, as in Korthikanti et al. 2022.
 pub use model::Recompute;
 
+/// The kernel implementation a framework uses for the memory-bound and attention parts of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelStack {
+    /// Fused kernels (Megatron-LM / Megatron-Core / NeMo / Transformer Engine).
+    Fused,
+    /// Eager PyTorch modules (PyTorch FSDP recipes such as llm-foundry).
+    Eager,
+}
+
+impl KernelStack {
+    /// The name used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelStack::Fused => "fused",
+            KernelStack::Eager => "eager",
+        }
+    }
+}
+
 /// How ranks are numbered: the order in which parallel dimensions vary, fastest first.
 ///
 /// Megatron's default `tp-cp-ep-dp-pp` keeps a TP group on consecutive ranks (so inside a node) and puts pipeline
@@ -144,6 +164,10 @@ pub struct ParallelPlan {
     pub overlap_param_gather: bool,
     /// Layers per pipeline stage when not uniform (length `pp`, summing to the model's layers).
     pub stage_layers: Option<Vec<u32>>,
+    /// How the framework runs the small kernels: Megatron's fused kernels, or eager PyTorch modules
+    /// (separate norm, activation, residual and dropout kernels; e.g. llm-foundry). The compute model
+    /// costs each stack with its own figures (`crates/sim/data/compute.toml`, `[kernels.*]`).
+    pub kernels: KernelStack,
     /// Rank numbering.
     pub rank_order: RankOrder,
 }
@@ -172,6 +196,7 @@ impl Default for ParallelPlan {
             flash_attention: true,
             grad_reduce_in_fp32: true,
             overlap_param_gather: false,
+            kernels: KernelStack::Fused,
             rank_order: RankOrder::TpCpDpPp,
         }
     }

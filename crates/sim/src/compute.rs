@@ -23,9 +23,19 @@ pub struct GpuEfficiency {
     pub fp8_efficiency_ratio: f64,
 }
 
+/// How a kernel stack changes the memory-bound and attention costs, relative to fused kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct KernelFactors {
+    /// Multiplier on memory-bound traffic (unfused norms, activations and residuals move data several times).
+    pub elementwise_traffic_factor: f64,
+    /// Multiplier on the attention kernel's efficiency.
+    pub attention_efficiency_factor: f64,
+}
+
 #[derive(Debug, Deserialize)]
 struct ComputeFile {
     gpu: BTreeMap<String, GpuEfficiency>,
+    kernels: BTreeMap<String, KernelFactors>,
 }
 
 /// The compute model of one GPU, ready to cost work.
@@ -39,6 +49,8 @@ pub struct ComputeModel {
     pub peak_fp8_flops_per_s: f64,
     /// HBM bandwidth, bytes/s.
     pub hbm_bytes_per_s: f64,
+    /// Factors of the plan's kernel stack.
+    pub kernels: KernelFactors,
 }
 
 /// The embedded calibration file.
@@ -46,7 +58,11 @@ pub const COMPUTE_TOML: &str = include_str!("../data/compute.toml");
 
 impl ComputeModel {
     /// The model for a catalog GPU, using the embedded calibration (or `calibration` TOML text if given).
-    pub fn for_gpu(gpu: &topology::GpuSpec, calibration: Option<&str>) -> Result<ComputeModel, SimError> {
+    pub fn for_gpu(
+        gpu: &topology::GpuSpec,
+        kernels: schedule::KernelStack,
+        calibration: Option<&str>,
+    ) -> Result<ComputeModel, SimError> {
         let text = calibration.unwrap_or(COMPUTE_TOML);
         let file: ComputeFile =
             toml::from_str(text).map_err(|e| SimError::Calibration(format!("compute calibration: {e}")))?;
@@ -57,12 +73,16 @@ impl ComputeModel {
                 file.gpu.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
+        let kernels = *file.kernels.get(kernels.name()).ok_or_else(|| {
+            SimError::Calibration(format!("no [kernels.{}] table in the compute calibration", kernels.name()))
+        })?;
         let peak = gpu.bf16_flops_per_s.unwrap_or(gpu.fp16_flops_per_s);
         Ok(ComputeModel {
             efficiency,
             peak_flops_per_s: peak,
             peak_fp8_flops_per_s: gpu.fp8_flops_per_s.unwrap_or(0.0),
             hbm_bytes_per_s: gpu.hbm_bytes_per_s,
+            kernels,
         })
     }
 
@@ -94,8 +114,10 @@ impl ComputeModel {
                 self.gemm_time_s(one, fp8) * g.groups.max(1) as f64 * mult
             })
             .sum();
-        let attention = work.attention_flops / (self.peak_flops_per_s * e.attention_efficiency);
-        let memory = work.memory_bytes / (self.hbm_bytes_per_s * e.memory_efficiency);
+        let k = &self.kernels;
+        let attention =
+            work.attention_flops / (self.peak_flops_per_s * e.attention_efficiency * k.attention_efficiency_factor);
+        let memory = work.memory_bytes * k.elementwise_traffic_factor / (self.hbm_bytes_per_s * e.memory_efficiency);
         gemms + attention + memory
     }
 }

@@ -11,7 +11,7 @@ mod engine;
 mod network;
 mod report;
 
-pub use compute::{COMPUTE_TOML, ComputeModel, GpuEfficiency};
+pub use compute::{COMPUTE_TOML, ComputeModel, GpuEfficiency, KernelFactors};
 pub use engine::{OpRecord, RankMode};
 pub use report::{MemoryReport, Report, SimStats, StageReport};
 
@@ -78,7 +78,7 @@ pub fn op_durations(
     cluster: &topology::Cluster,
     calibration: Option<&str>,
 ) -> Result<Vec<Vec<f64>>, SimError> {
-    let compute = ComputeModel::for_gpu(cluster.gpu_spec(), calibration)?;
+    let compute = ComputeModel::for_gpu(cluster.gpu_spec(), program.plan.kernels, calibration)?;
     let mut network = network::Network::new(cluster, program.layout);
     engine::op_durations(program, &compute, &mut network)
 }
@@ -99,7 +99,7 @@ pub fn simulate(
         )));
     }
     let gpu = cluster.gpu_spec();
-    let compute = ComputeModel::for_gpu(gpu, config.calibration.as_deref())?;
+    let compute = ComputeModel::for_gpu(gpu, plan.kernels, config.calibration.as_deref())?;
     let mut network = network::Network::new(cluster, program.layout);
     let run_cfg = engine::RunConfig { mode: config.ranks, record_all: config.record_all, seed: config.seed };
     let run = engine::run(program, &compute, &mut network, &run_cfg)?;

@@ -88,6 +88,12 @@ pub(crate) struct PlanArgs {
     /// Reduce gradients after the backward instead of overlapping buckets with it (Megatron-LM 2021).
     #[arg(long)]
     pub(crate) no_overlap: bool,
+    /// Kernel stack: fused (Megatron, Transformer Engine) or eager (PyTorch modules, e.g. llm-foundry).
+    #[arg(long, default_value = "fused", value_parser = ["fused", "eager"])]
+    pub(crate) kernels: String,
+    /// Layers per pipeline stage for an uneven split, e.g. 6,8,8,8 (must sum to the model's layers).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) stage_layers: Option<Vec<u32>>,
     /// Rank numbering, fastest first: tp-cp-ep-dp-pp (Megatron) or tp-cp-ep-pp-dp.
     #[arg(long, default_value = "tp-cp-ep-dp-pp")]
     pub(crate) rank_order: String,
@@ -149,6 +155,8 @@ impl PlanArgs {
             precision,
             flash_attention: !self.no_flash,
             rank_order,
+            kernels: if self.kernels == "eager" { schedule::KernelStack::Eager } else { schedule::KernelStack::Fused },
+            stage_layers: self.stage_layers.clone(),
             ..ParallelPlan::default()
         })
     }

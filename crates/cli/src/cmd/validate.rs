@@ -18,6 +18,9 @@ pub(crate) struct Args {
     /// Cases file in the schema of shared/validation/public.toml [default: the embedded public set].
     #[arg(long, value_name = "FILE")]
     pub(crate) cases: Option<PathBuf>,
+    /// Compute calibration TOML replacing the embedded crates/sim/data/compute.toml (same schema).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) calibration: Option<PathBuf>,
     /// Only cases whose id or group contains this text.
     #[arg(long)]
     pub(crate) filter: Option<String>,
@@ -71,6 +74,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     };
     let doc: Value = toml::from_str(&text).map_err(|e| bad_input(format!("{origin}: {e}")))?;
     let cases = doc.get("case").and_then(Value::as_array).cloned().unwrap_or_default();
+    let calibration = args.calibration.as_deref().map(read_text).transpose()?;
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     for case in &cases {
@@ -82,7 +86,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         {
             continue;
         }
-        match evaluate(case) {
+        match evaluate(case, calibration.as_deref()) {
             Ok(r) => results.push(r),
             Err(e) => skipped.push(Skipped { id, reason: format!("{e:#}") }),
         }
@@ -169,7 +173,7 @@ fn need<T>(x: Option<T>, what: &str) -> anyhow::Result<T> {
 }
 
 /// Simulates (or, for memory cases, computes) one case.
-fn evaluate(case: &Value) -> anyhow::Result<CaseResult> {
+fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResult> {
     let id = case.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
     let group = case.get("group").and_then(Value::as_str).unwrap_or("").to_owned();
     let kind = case.get("kind").and_then(Value::as_str).unwrap_or("step").to_owned();
@@ -257,6 +261,7 @@ fn evaluate(case: &Value) -> anyhow::Result<CaseResult> {
         flash_attention: !legacy,
         grad_reduce_in_fp32: !legacy && framework != "llm-foundry",
         overlap_param_gather: framework == "megatron-core" || framework == "nemo",
+        kernels: if framework == "llm-foundry" { schedule::KernelStack::Eager } else { schedule::KernelStack::Fused },
         ..schedule::ParallelPlan::default()
     };
     plan.validate(&spec, Some(u64::from(gpus)))?;
@@ -280,7 +285,11 @@ fn evaluate(case: &Value) -> anyhow::Result<CaseResult> {
     }
     let cluster = topology::Cluster::build(&cluster_spec, gpus.max(per_node))?;
     let program = schedule::build(&spec, &plan)?;
-    let config = sim::SimConfig { ranks: sim::RankMode::Unique, ..sim::SimConfig::default() };
+    let config = sim::SimConfig {
+        ranks: sim::RankMode::Unique,
+        calibration: calibration.map(str::to_owned),
+        ..sim::SimConfig::default()
+    };
     let result = sim::simulate(&spec, &program, &cluster, &config)?;
     let predicted = result.report.step_time_s;
     Ok(CaseResult { id, group, kind, predicted, measured, error: predicted / measured - 1.0, assumptions })
