@@ -163,4 +163,26 @@ mod tests {
         let err = read_meta("{}").unwrap_err().to_string();
         assert!(err.starts_with("checkpoint: config.json: missing field"), "{err}");
     }
+
+    #[test]
+    fn bpe_checkpoint_carries_its_tokenizer() {
+        let text = "the cat sat on the mat; the cat ate the rat. ".repeat(20);
+        let tc = tokenizer::TrainConfig { vocab_size: 280, ..Default::default() };
+        let (tok, _) = tokenizer::train(text.as_bytes(), &tc).unwrap();
+        let vocab = Vocab::bpe_from_text(&tok.save()).unwrap();
+        let ids = vocab.encode("the cat sat").unwrap();
+        assert!(ids.len() < "the cat sat".len(), "merges apply: {ids:?}");
+        assert_eq!(vocab.decode(&ids).unwrap(), "the cat sat");
+        let gpt = crate::gpt_tests::tiny_config(vocab.size());
+        let tensors = init_params(&gpt, 3, DType::F32, &Device::Cpu).unwrap();
+        let files = checkpoint_files(&gpt, &vocab, &tensors, None).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.0).collect();
+        assert_eq!(names, vec![WEIGHTS_FILE, TOKENIZER_FILE, CONFIG_FILE]);
+        let config = std::str::from_utf8(&files[2].1).unwrap();
+        let tok_text = std::str::from_utf8(&files[1].1).unwrap();
+        let loaded = load_checkpoint(config, &files[0].1, Some(tok_text), &Device::Cpu).unwrap();
+        assert_eq!(loaded.vocab.encode("the mat").unwrap(), vocab.encode("the mat").unwrap());
+        let err = load_checkpoint(config, &files[0].1, None, &Device::Cpu).unwrap_err().to_string();
+        assert_eq!(err, "checkpoint: the BPE tokenizer \"tokenizer.bpe\" was not given");
+    }
 }
