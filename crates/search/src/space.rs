@@ -42,6 +42,9 @@ pub struct SearchSpace {
     pub recompute: Vec<Recompute>,
     /// Pipeline schedules tried when pp > 1 (pp = 1 always runs 1F1B, which is then the same as every other).
     pub schedules: Vec<PipelineSchedule>,
+    /// Megatron sequence parallelism on every plan with tp > 1 (Korthikanti et al. 2022: same communication
+    /// volume as plain TP, less activation memory); off for frameworks without it (Megatron-LM before 2022).
+    pub sequence_parallel: bool,
     /// Keep every TP group inside one node (tp ≤ GPUs per node), as Megatron's rank order does when it can.
     pub tp_within_node: bool,
     /// When `cp` is free, only split a sequence over CP ranks while each keeps at least this many tokens.
@@ -67,6 +70,7 @@ impl SearchSpace {
             zero_stages: vec![0, 1, 2, 3],
             recompute: vec![Recompute::None, Recompute::Selective, Recompute::Full],
             schedules: PipelineSchedule::ALL.to_vec(),
+            sequence_parallel: true,
             tp_within_node: true,
             min_tokens_per_cp_rank: 1024,
         }
@@ -148,7 +152,7 @@ pub fn enumerate(spec: &model::ModelSpec, space: &SearchSpace, gpus_per_node: u3
                                         global_batch: space.global_batch,
                                         seq_len: space.seq_len,
                                         zero_stage: zero,
-                                        sequence_parallel: tp > 1,
+                                        sequence_parallel: space.sequence_parallel && tp > 1,
                                         recompute,
                                         schedule,
                                         stage_layers: None,
