@@ -1,10 +1,320 @@
-//! `choir up`.
+//! `choir up`: an embedded local cluster. Starts a coordinator and N workers as real child processes of this
+//! binary on loopback (free ports, a fresh random token), runs the job with a progress bar, prints a summary
+//! comparing the live step time with the simulated one, and shuts everything down. Children are killed when
+//! `up` exits for any reason (a guard kills them on drop, and they exit by themselves when `up`'s end of their
+//! stdin closes, even if `up` is killed with SIGKILL).
 
-/// Flags of `choir up`.
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
+
+use crate::cmd::coordinator::{INTERRUPTED, RETRYABLE, ReportFile, exit_with, prepare_job};
+use crate::exit::bad_input;
+use crate::output::{print_json, read_text, write_atomic};
+
+/// Flags of `choir up`. With none it runs the embedded default job (GPT-2 124M, PP=2 × DP=2) on 4 workers.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Worker processes to start.
+    #[arg(long, env = "CHOIR_WORKERS", default_value_t = 4)]
+    workers: u32,
+    /// GPUs (ranks) per worker.
+    #[arg(long, default_value_t = 1)]
+    gpus_per_worker: u32,
+    /// The job file [default: the embedded job, see `choir up --print-default-job`].
+    #[arg(long, env = "CHOIR_JOB")]
+    job: Option<PathBuf>,
+    /// Replace the job's step count.
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Restarts allowed after a lost worker.
+    #[arg(long, default_value_t = 0)]
+    max_restarts: u32,
+    /// How long the coordinator waits for the workers.
+    #[arg(long, default_value = "60s")]
+    rdzv_timeout: String,
+    /// Show the daemons' logs on stderr (otherwise they go to files, shown on failure).
+    #[arg(long)]
+    verbose: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print the embedded default job file and exit.
+    #[arg(long)]
+    print_default_job: bool,
+}
+
+/// The children; killed (and reaped) when dropped.
+struct Cluster {
+    children: Vec<(String, Child)>,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.start_kill();
+        }
+        for (_, child) in &mut self.children {
+            // Reap so that no zombie is left behind; each was just sent SIGKILL.
+            for _ in 0..50 {
+                if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+impl Cluster {
+    fn spawn(
+        &mut self,
+        name: &str,
+        args: &[String],
+        token: &str,
+        verbose: bool,
+    ) -> anyhow::Result<&mut Child> {
+        let exe = std::env::current_exe().context("locating the choir binary")?;
+        let log = if verbose {
+            Stdio::inherit()
+        } else {
+            let path = self.dir.join(format!("{name}.log"));
+            Stdio::from(std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?)
+        };
+        let child = Command::new(exe)
+            .args(args)
+            .env("CHOIR_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting the {name}"))?;
+        self.children.push((name.to_string(), child));
+        Ok(&mut self.children.last_mut().expect("just pushed").1)
+    }
+
+    /// The tails of the children's logs, for error messages.
+    fn log_tails(&self) -> String {
+        let mut s = String::new();
+        for (name, _) in &self.children {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join(format!("{name}.log"))) {
+                let lines: Vec<&str> = text.lines().collect();
+                for l in &lines[lines.len().saturating_sub(5)..] {
+                    s += &format!("\n  {l}");
+                }
+            }
+        }
+        s
+    }
+}
+
+fn random_token() -> String {
+    let a = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(a ^ u64::from(std::process::id()));
+    format!("{a:016x}{:016x}", h.finish())
+}
 
 /// Runs `choir up`.
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("choir up is being built (issue #6)")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    if args.print_default_job {
+        print!("{}", coordinator::DEFAULT_JOB_TOML);
+        return Ok(());
+    }
+    if args.workers == 0 || args.gpus_per_worker == 0 {
+        return Err(bad_input("--workers and --gpus-per-worker must be at least 1"));
+    }
+    let (text, origin) = match &args.job {
+        Some(p) => (read_text(p)?, p.display().to_string()),
+        None => (coordinator::DEFAULT_JOB_TOML.to_string(), "the default job".to_string()),
+    };
+    // Check the job here first, so that a bad file is reported before any process starts.
+    let job = prepare_job(&text, &origin, args.steps, None)?;
+    let ranks = args.workers * args.gpus_per_worker;
+    if ranks != job.world() {
+        return Err(bad_input(format!(
+            "{} workers × {} GPUs = {ranks} ranks, but the job's plan needs {}: set --workers/--gpus-per-worker to match",
+            args.workers,
+            args.gpus_per_worker,
+            job.world()
+        )));
+    }
+    let dir = std::env::temp_dir().join(format!("choir-up-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let job_path = dir.join("job.toml");
+    write_atomic(&job_path, text.as_bytes())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut cluster = Cluster { children: vec![], dir: dir.clone() };
+    let result = runtime.block_on(up(&args, &job, &job_path, &mut cluster));
+    let tails = cluster.log_tails();
+    drop(cluster);
+    let out = match result {
+        Ok(Outcome::Done(report)) => {
+            if args.json {
+                print_json(&report.summary)?;
+            } else {
+                print!("{}", report.summary.render());
+            }
+            if report.summary.state == "succeeded" {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("the job {}", report.summary.state))
+            }
+        }
+        Ok(Outcome::Interrupted) => {
+            eprintln!("interrupted: the coordinator and workers were stopped");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(INTERRUPTED);
+        }
+        Err(e) if args.verbose || tails.is_empty() => Err(e),
+        Err(e) => Err(e.context(format!("daemon logs in {} end with:{tails}", dir.display()))),
+    };
+    if out.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    match out {
+        Err(e)
+            if e.chain().any(|c| {
+                c.to_string().contains("rendezvous timed out") || c.to_string().contains("worker lost")
+            }) =>
+        {
+            exit_with(&e, RETRYABLE)
+        }
+        other => other,
+    }
+}
+
+enum Outcome {
+    Done(ReportFile),
+    Interrupted,
+}
+
+async fn up(
+    args: &Args,
+    job: &coordinator::PreparedJob,
+    job_path: &std::path::Path,
+    cluster: &mut Cluster,
+) -> anyhow::Result<Outcome> {
+    let token = random_token();
+    let report_path = cluster.dir.join("report.json");
+    let mut coord_args: Vec<String> = [
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--exit-on-stdin-eof",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    coord_args.extend([
+        "--nnodes".into(),
+        args.workers.to_string(),
+        "--job".into(),
+        job_path.display().to_string(),
+        "--report".into(),
+        report_path.display().to_string(),
+        "--rdzv-timeout".into(),
+        args.rdzv_timeout.clone(),
+        "--max-restarts".into(),
+        args.max_restarts.to_string(),
+    ]);
+    if let Some(s) = args.steps {
+        coord_args.extend(["--steps".into(), s.to_string()]);
+    }
+    let coord = cluster.spawn("coordinator", &coord_args, &token, args.verbose)?;
+    let stdout = coord.stdout.take().context("coordinator stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .context("the coordinator did not report its address within 60 s")??
+        .context("the coordinator exited before listening")?;
+    let grpc = first
+        .split_whitespace()
+        .skip_while(|w| *w != "grpc")
+        .nth(1)
+        .with_context(|| format!("unexpected first line from the coordinator: {first:?}"))?
+        .to_string();
+    let url = format!("http://{grpc}");
+    eprintln!("coordinator on {grpc} (pid {})", cluster.children[0].1.id().unwrap_or(0));
+    for i in 0..args.workers {
+        let name = format!("worker-{i}");
+        let wargs: Vec<String> = vec![
+            "worker".into(),
+            "--coordinator".into(),
+            url.clone(),
+            "--gpus".into(),
+            args.gpus_per_worker.to_string(),
+            "--name".into(),
+            name.clone(),
+            "--connect-timeout".into(),
+            "30s".into(),
+            "--exit-on-stdin-eof".into(),
+        ];
+        let child = cluster.spawn(&name, &wargs, &token, args.verbose)?;
+        let pid = child.id().unwrap_or(0);
+        eprintln!("{name} started (pid {pid})");
+    }
+    let security = rpc::net::Security { token: Some(token), tls: None };
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(u64::from(job.file.steps)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let watch = coordinator::client::watch(&url, &security, |ev| {
+        bar.set_length(u64::from(ev.steps_total.max(1)));
+        bar.set_position(u64::from(ev.steps_done));
+        let msg = if ev.steps_done > 0 {
+            format!("{} · last step {:.1} ms live", ev.state.name(), ev.last_step_wall_s * 1e3)
+        } else {
+            format!("{} · {}/{} workers", ev.state.name(), ev.workers, ev.nnodes)
+        };
+        bar.set_message(msg);
+    });
+    tokio::pin!(watch);
+    let watched = tokio::select! {
+        r = &mut watch => r,
+        _ = tokio::signal::ctrl_c() => {
+            bar.abandon_with_message("interrupted");
+            return Ok(Outcome::Interrupted);
+        }
+    };
+    bar.finish_and_clear();
+    let last = watched.context("watching the job")?;
+    // The coordinator exits after shutting the workers down; wait for everyone, then read its report.
+    let coord_status = tokio::time::timeout(Duration::from_secs(30), cluster.children[0].1.wait())
+        .await
+        .context("the coordinator did not exit within 30 s of the job's end")??;
+    for (name, child) in cluster.children.iter_mut().skip(1) {
+        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+            eprintln!("{name} did not exit within 10 s; killing it");
+        }
+    }
+    if last.state == rpc::types::JobState::Failed {
+        anyhow::bail!("the job failed: {}", last.message);
+    }
+    let text = std::fs::read_to_string(&report_path)
+        .with_context(|| format!("the coordinator exited with {coord_status} and wrote no report"))?;
+    let report = serde_json::from_str::<ReportFile>(&text).context("reading the coordinator's report")?;
+    if !coord_status.success() && report.summary.state == "succeeded" {
+        anyhow::bail!("the coordinator exited with {coord_status}");
+    }
+    if report.summary.state == "failed" {
+        anyhow::bail!("the job failed: {}", report.summary.message);
+    }
+    Ok(Outcome::Done(report))
 }

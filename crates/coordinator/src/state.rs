@@ -1,0 +1,235 @@
+//! The coordinator's shared state: the worker registry with its heartbeat bookkeeping, the current job's
+//! snapshot (streamed to watchers), and counters for `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rpc::types::{JobEvent, JobState, Registration, WorkerInfo};
+use tokio::sync::{mpsc, watch};
+
+use crate::{CoordinatorError, Log};
+
+/// A registered worker.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerEntry {
+    pub(crate) reg: Registration,
+    pub(crate) joined: u64,
+    pub(crate) last_beat: Instant,
+    pub(crate) alive: bool,
+    pub(crate) generation: u64,
+    pub(crate) ranks: Vec<u32>,
+}
+
+/// Registered workers by id.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub(crate) workers: BTreeMap<String, WorkerEntry>,
+    next: u64,
+}
+
+/// Counters exported on `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) heartbeats: AtomicU64,
+    pub(crate) registrations: AtomicU64,
+    pub(crate) deaths: AtomicU64,
+    pub(crate) steps: AtomicU64,
+}
+
+/// Heartbeat policy.
+#[derive(Debug, Clone, Copy)]
+pub struct HeartbeatPolicy {
+    /// Interval workers beat at.
+    pub interval: Duration,
+    /// Missed intervals before a worker is declared dead.
+    pub misses: u32,
+}
+
+impl HeartbeatPolicy {
+    /// Silence after which a worker is dead.
+    pub fn deadline(&self) -> Duration {
+        self.interval * self.misses
+    }
+}
+
+/// Everything the service, the HTTP endpoint and the driver share.
+pub(crate) struct Shared {
+    pub(crate) registry: Mutex<Registry>,
+    /// Bumped on every registration and death: wakes the rendezvous and the driver.
+    pub(crate) changes: watch::Sender<u64>,
+    pub(crate) job: watch::Sender<JobEvent>,
+    pub(crate) submissions: mpsc::Sender<String>,
+    pub(crate) cancel: watch::Sender<bool>,
+    pub(crate) metrics: Metrics,
+    pub(crate) heartbeat: HeartbeatPolicy,
+    pub(crate) max_workers: usize,
+    pub(crate) log: Log,
+    pub(crate) started: Instant,
+}
+
+impl Shared {
+    /// Registers (or re-registers) a worker; returns its id.
+    pub(crate) fn register(&self, reg: Registration) -> Result<String, CoordinatorError> {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let id = if !reg.previous_id.is_empty() && r.workers.contains_key(&reg.previous_id) {
+            reg.previous_id.clone()
+        } else {
+            let alive = r.workers.values().filter(|w| w.alive).count();
+            if alive >= self.max_workers {
+                return Err(CoordinatorError::Full(self.max_workers));
+            }
+            // Forget dead workers beyond the cap so that churn cannot grow the registry without bound.
+            if r.workers.len() >= self.max_workers * 2 {
+                r.workers.retain(|_, w| w.alive);
+            }
+            loop {
+                let candidate = format!("w{}", r.next);
+                r.next += 1;
+                if !r.workers.contains_key(&candidate) {
+                    break candidate;
+                }
+            }
+        };
+        let joined = r.next;
+        r.next += 1;
+        let generation = r.workers.get(&id).map_or(0, |w| w.generation + 1);
+        r.workers.insert(
+            id.clone(),
+            WorkerEntry { reg, joined, last_beat: now, alive: true, generation, ranks: vec![] },
+        );
+        drop(r);
+        self.metrics.registrations.fetch_add(1, Ordering::Relaxed);
+        self.changes.send_modify(|c| *c += 1);
+        Ok(id)
+    }
+
+    /// Records a heartbeat; returns the worker's generation, or `None` when it is unknown or dead.
+    pub(crate) fn beat(&self, id: &str) -> Option<u64> {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let w = r.workers.get_mut(id).filter(|w| w.alive)?;
+        w.last_beat = Instant::now();
+        self.metrics.heartbeats.fetch_add(1, Ordering::Relaxed);
+        Some(w.generation)
+    }
+
+    /// Declares a worker dead (of the given generation, when known); returns whether it was alive.
+    pub(crate) fn declare_dead(&self, id: &str, generation: Option<u64>, why: &str) -> bool {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(w) = r.workers.get_mut(id) else { return false };
+        if !w.alive || generation.is_some_and(|g| g != w.generation) {
+            return false;
+        }
+        w.alive = false;
+        drop(r);
+        self.metrics.deaths.fetch_add(1, Ordering::Relaxed);
+        (self.log)(&format!("worker {id} is dead: {why}"));
+        self.changes.send_modify(|c| *c += 1);
+        true
+    }
+
+    /// Declares dead every worker silent for longer than the heartbeat deadline.
+    pub(crate) fn sweep(&self) {
+        let deadline = self.heartbeat.deadline();
+        let now = Instant::now();
+        let silent: Vec<(String, u64, f64)> = {
+            let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.workers
+                .iter()
+                .filter(|(_, w)| w.alive && now.duration_since(w.last_beat) > deadline)
+                .map(|(id, w)| (id.clone(), w.generation, now.duration_since(w.last_beat).as_secs_f64()))
+                .collect()
+        };
+        for (id, generation, silent_s) in silent {
+            let why = format!(
+                "no heartbeat for {silent_s:.2} s ({} missed intervals of {} ms)",
+                self.heartbeat.misses,
+                self.heartbeat.interval.as_millis()
+            );
+            self.declare_dead(&id, Some(generation), &why);
+        }
+    }
+
+    /// Alive workers in the order they joined.
+    pub(crate) fn alive_workers(&self) -> Vec<(String, Registration)> {
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = r
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive)
+            .map(|(id, w)| (w.joined, id.clone(), w.reg.clone()))
+            .collect();
+        v.sort_by_key(|(j, _, _)| *j);
+        v.into_iter().map(|(_, id, reg)| (id, reg)).collect()
+    }
+
+    /// Whether a worker is alive.
+    pub(crate) fn is_alive(&self, id: &str) -> bool {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner()).workers.get(id).is_some_and(|w| w.alive)
+    }
+
+    /// Records the ranks assigned to workers (clearing everyone else's).
+    pub(crate) fn set_ranks(&self, ranks: &BTreeMap<String, Vec<u32>>) {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, w) in r.workers.iter_mut() {
+            w.ranks = ranks.get(id).cloned().unwrap_or_default();
+        }
+    }
+
+    /// The registry as listed to clients.
+    pub(crate) fn worker_infos(&self) -> Vec<WorkerInfo> {
+        let now = Instant::now();
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        r.workers
+            .iter()
+            .map(|(id, w)| WorkerInfo {
+                worker_id: id.clone(),
+                name: w.reg.name.clone(),
+                gpus: w.reg.gpus,
+                backend: w.reg.backend.clone(),
+                address: w.reg.address.clone(),
+                alive: w.alive,
+                ranks: w.ranks.clone(),
+                since_last_beat_s: now.duration_since(w.last_beat).as_secs_f64(),
+            })
+            .collect()
+    }
+
+    /// Updates the job snapshot (and the alive-worker count in it).
+    pub(crate) fn publish(&self, f: impl FnOnce(&mut JobEvent)) {
+        let alive = self.alive_workers().len() as u32;
+        self.job.send_modify(|e| {
+            f(e);
+            e.workers = alive;
+        });
+    }
+}
+
+/// The snapshot before any job.
+pub(crate) fn no_job(nnodes: u32) -> JobEvent {
+    JobEvent {
+        job_id: String::new(),
+        state: JobState::NoJob,
+        steps_done: 0,
+        steps_total: 0,
+        workers: 0,
+        nnodes,
+        last_step_wall_s: 0.0,
+        last_step_equiv_s: 0.0,
+        sim_step_time_s: 0.0,
+        message: String::new(),
+        restarts: 0,
+    }
+}
+
+/// Periodically declares silent workers dead.
+pub(crate) async fn monitor(shared: Arc<Shared>) {
+    let period = (shared.heartbeat.interval / 4).max(Duration::from_millis(5));
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        shared.sweep();
+    }
+}
