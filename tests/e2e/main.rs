@@ -3,6 +3,7 @@
 mod cli;
 mod collective;
 mod model;
+mod nn;
 mod sim;
 mod tokenize;
 mod topology;
