@@ -154,36 +154,46 @@ pub fn search(
         l.sort_by_key(|&i| (rung(&plans[i]), i));
     }
 
-    // Bounds, one measurement per shape.
+    // Bounds, one measurement per shape, for the active (lightest fitting) variant of every ladder; a rung
+    // climbed to later is bounded on demand.
     let mut shapes: BTreeMap<ShapeKey, usize> = BTreeMap::new();
     for l in ladders.values() {
-        for &i in l {
-            shapes.entry(ShapeKey::of(&plans[i])).or_insert(i);
-        }
+        shapes.entry(ShapeKey::of(&plans[l[0]])).or_insert(l[0]);
     }
     let total_shapes = shapes.len() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
-    let shape_list: Vec<(&ShapeKey, &usize)> = shapes.iter().collect();
+    let shape_list: Vec<(ShapeKey, usize)> = shapes.into_iter().collect();
     let per_mb: Vec<Result<f64, SearchError>> = shape_list
         .par_iter()
         .map(|(_, i)| {
-            let r = compute_per_micro_batch_s(spec, &plans[**i], cluster);
+            let r = compute_per_micro_batch_s(spec, &plans[*i], cluster);
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(Progress::Bounding { done: d, total: total_shapes });
             r
         })
         .collect();
-    let mut per_shape: BTreeMap<&ShapeKey, f64> = BTreeMap::new();
-    for ((k, _), r) in shape_list.iter().zip(per_mb) {
+    let mut per_shape: BTreeMap<ShapeKey, f64> = BTreeMap::new();
+    for ((k, _), r) in shape_list.into_iter().zip(per_mb) {
         per_shape.insert(k, r?);
     }
-    let bound_of = |i: usize| step_lower_bound_s(&plans[i], per_shape[&ShapeKey::of(&plans[i])]);
+    let mut bound_of = |i: usize| -> Result<f64, SearchError> {
+        let key = ShapeKey::of(&plans[i]);
+        let per_mb = match per_shape.get(&key) {
+            Some(&x) => x,
+            None => {
+                let x = compute_per_micro_batch_s(spec, &plans[i], cluster)?;
+                per_shape.insert(key, x);
+                x
+            }
+        };
+        Ok(step_lower_bound_s(&plans[i], per_mb))
+    };
 
     // Best bound first.
     let mut next_rung: BTreeMap<usize, (String, usize)> = BTreeMap::new();
     let mut queue: BTreeSet<(u64, usize)> = BTreeSet::new();
     for (g, l) in &ladders {
-        queue.insert((key_bits(bound_of(l[0])), l[0]));
+        queue.insert((key_bits(bound_of(l[0])?), l[0]));
         next_rung.insert(l[0], (g.clone(), 1));
     }
     let mut result = SearchResult {
@@ -196,7 +206,7 @@ pub fn search(
         skipped_dominated: 0,
         skipped_bound: 0,
         simulated: 0,
-        shapes: total_shapes,
+        shapes: 0,
         memory_limit_bytes: limit,
         ranked: Vec::new(),
         failed: Vec::new(),
@@ -249,13 +259,15 @@ pub fn search(
             // A variant that does not fit (or fails) hands over to the next rung of its ladder.
             let (group, pos) = next_rung.remove(&i).unwrap_or_default();
             if climb && let Some(&j) = ladders.get(&group).and_then(|l| l.get(pos)) {
-                queue.insert((key_bits(bound_of(j)), j));
+                queue.insert((key_bits(bound_of(j)?), j));
                 next_rung.insert(j, (group, pos + 1));
             }
         }
         progress(Progress::Simulating { done: result.simulated, total: result.simulated + queue.len() as u64 });
     }
     result.skipped_bound = queue.len() as u64;
+    let _ = bound_of;
+    result.shapes = per_shape.len() as u64;
     let fitting = plans.len() as u64 - pruned_memory;
     result.skipped_dominated = fitting - result.simulated - result.skipped_bound;
     result.feasible = fitting - result.simulated_oom - result.failed.len() as u64;

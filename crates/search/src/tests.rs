@@ -121,7 +121,7 @@ fn closed_form_memory_is_within_the_pruning_slack_of_the_simulated_peak() {
         let ratio = est / simulated;
         // Within the band the pruning slack allows for.
         assert!(
-            ratio <= PRUNE_SLACK && ratio >= 1.0 / PRUNE_SLACK,
+            (1.0 / PRUNE_SLACK..=PRUNE_SLACK).contains(&ratio),
             "{}: estimate {est:.3e} simulated {simulated:.3e}",
             describe(&plan)
         );

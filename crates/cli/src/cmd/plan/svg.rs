@@ -61,7 +61,7 @@ pub(super) fn plot(title: &str, result: &search::SearchResult) -> String {
     let _ = writeln!(s, r#"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>"#, escape(title));
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="40" fill="#444">{} plans simulated that fit ({} feasible of {} valid); frontier: no plan is both smaller and faster</text>"#,
+        r##"<text x="{LEFT}" y="40" fill="#444">{} plans simulated that fit ({} feasible of {} valid); frontier: no plan is both smaller and faster</text>"##,
         points.len(),
         result.feasible,
         result.evaluated
@@ -153,7 +153,7 @@ pub(super) fn plot(title: &str, result: &search::SearchResult) -> String {
     let _ = writeln!(s, r#"<text x="{lx}" y="{}" font-weight="bold">strategy family</text>"#, TOP + 10.0);
     let mut by_index: Vec<(&String, &usize)> = families.iter().collect();
     by_index.sort_by_key(|(_, i)| **i);
-    for (row, (name, &i)) in by_index.iter().enumerate() {
+    for (row, &(name, &i)) in by_index.iter().enumerate() {
         let y = TOP + 30.0 + row as f64 * 18.0;
         let _ = writeln!(
             s,
