@@ -13,8 +13,13 @@ fn main() {
     };
     let spec = model::preset("llama3-405b").expect("preset");
     let cluster_spec = topology::preset("dgx-h100-superpod").expect("preset");
-    println!("llama3-405b, tp 8 · pp 16 (stages of 6, 8 × 14, 8 layers) · vp 2, 16 micro-batches per replica");
-    println!("{:>7} {:>5} {:>12} {:>10} {:>12} {:>14} {:>10}", "GPUs", "dp", "step (sim)", "MFU", "wall", "events", "events/s");
+    println!(
+        "llama3-405b, tp 8 · pp 16 (stages of 6, 8 × 14, 8 layers) · vp 2, 16 micro-batches per replica"
+    );
+    println!(
+        "{:>7} {:>5} {:>12} {:>10} {:>12} {:>14} {:>10}",
+        "GPUs", "dp", "step (sim)", "MFU", "wall", "events", "events/s"
+    );
     for gpus in sizes {
         let dp = gpus / 128;
         let mut stage_layers = vec![8u32; 16];

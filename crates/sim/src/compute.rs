@@ -115,9 +115,10 @@ impl ComputeModel {
             })
             .sum();
         let k = &self.kernels;
-        let attention =
-            work.attention_flops / (self.peak_flops_per_s * e.attention_efficiency * k.attention_efficiency_factor);
-        let memory = work.memory_bytes * k.elementwise_traffic_factor / (self.hbm_bytes_per_s * e.memory_efficiency);
+        let attention = work.attention_flops
+            / (self.peak_flops_per_s * e.attention_efficiency * k.attention_efficiency_factor);
+        let memory =
+            work.memory_bytes * k.elementwise_traffic_factor / (self.hbm_bytes_per_s * e.memory_efficiency);
         gemms + attention + memory
     }
 }

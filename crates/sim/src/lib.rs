@@ -53,6 +53,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Compute calibration TOML replacing the embedded one.
     pub calibration: Option<String>,
+    /// Make every communication free (zero time): isolates the schedule's own bubble and compute.
+    pub free_communication: bool,
 }
 
 /// Op intervals of the recorded ranks.
@@ -101,6 +103,7 @@ pub fn simulate(
     let gpu = cluster.gpu_spec();
     let compute = ComputeModel::for_gpu(gpu, plan.kernels, config.calibration.as_deref())?;
     let mut network = network::Network::new(cluster, program.layout);
+    network.free = config.free_communication;
     let run_cfg = engine::RunConfig { mode: config.ranks, record_all: config.record_all, seed: config.seed };
     let run = engine::run(program, &compute, &mut network, &run_cfg)?;
     let step_ns = run.step_time.as_nanos();
