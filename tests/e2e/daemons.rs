@@ -330,7 +330,11 @@ fn every_choir_variable_in_the_deploy_files_is_a_real_flag() {
     let help: String = ["coordinator", "worker"]
         .iter()
         .map(|c| String::from_utf8(choir(&[c, "--help"]).stdout).unwrap())
-        .collect();
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
     for file in ["systemd/coordinator.env", "systemd/worker.env", "k8s/coordinator.yaml", "k8s/workers.yaml"]
     {

@@ -1,7 +1,7 @@
 //! The `emulate` backend: a compute op waits its simulated duration × the job's time scale; collectives and
 //! pipeline sends really exchange messages with the peer ranks (ring steps rank to rank, over gRPC between
 //! workers), with payloads scaled down, so ordering, deadlocks and slow peers are real. A collective then waits
-//! its simulated duration too, so live step times are comparable with simulated ones.
+//! out the rest of its simulated duration, so live step times are comparable with simulated ones.
 //!
 //! Values are deterministic: a rank contributes chunk values derived from its op input, the ring reduces them
 //! with wrapping addition, and every member ends with the same reduced vector.
@@ -63,8 +63,11 @@ impl Backend for Emulate {
     fn collective(&self, ctx: OpCtx, spec: CollectiveSpec) -> BoxFuture<'_, Result<u64, WorkerError>> {
         Box::pin(async move {
             self.faults.wait_while_hung().await;
+            let t0 = std::time::Instant::now();
             let value = ring(&self.plane, &ctx, &spec).await?;
-            sleep_s(ctx.task.duration_s * ctx.job.assignment.time_scale).await;
+            // The simulated time covers the transfer: wait only for what the real exchange did not take.
+            let left = ctx.task.duration_s * ctx.job.assignment.time_scale - t0.elapsed().as_secs_f64();
+            sleep_s(left).await;
             Ok(value)
         })
     }

@@ -227,7 +227,7 @@ impl coordinator::JournalStore for FileStore {
 /// Runs `choir coordinator`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match run_inner(&args) {
-        Ok(code) if code == 0 => Ok(()),
+        Ok(0) => Ok(()),
         Ok(code) => std::process::exit(code),
         Err(e) => {
             let code = match e.downcast_ref::<coordinator::CoordinatorError>() {
@@ -417,9 +417,12 @@ pub(crate) struct ReportOp {
 pub(crate) struct ReportStep {
     pub(crate) step: u32,
     pub(crate) wall_s: f64,
-    /// Per rank: (op, start_s, end_s) in completion order.
-    pub(crate) ranks: Vec<(u32, u32, Vec<(u32, f64, f64)>)>,
+    /// Per rank: (rank, stage, ops as (op, start_s, end_s) in completion order).
+    pub(crate) ranks: Vec<(u32, u32, Vec<OpRun>)>,
 }
+
+/// One op as run: (op index, start seconds, end seconds) from the worker's start of the step.
+pub(crate) type OpRun = (u32, f64, f64);
 
 impl ReportFile {
     fn new(o: &coordinator::JobOutcome, workers: u32, program: &schedule::StepProgram) -> ReportFile {

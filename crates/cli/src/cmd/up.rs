@@ -192,7 +192,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 }
 
 enum Outcome {
-    Done(ReportFile),
+    Done(Box<ReportFile>),
     Interrupted,
 }
 
@@ -316,5 +316,5 @@ async fn up(
     if report.summary.state == "failed" {
         anyhow::bail!("the job failed: {}", report.summary.message);
     }
-    Ok(Outcome::Done(report))
+    Ok(Outcome::Done(Box::new(report)))
 }
