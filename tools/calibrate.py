@@ -5,7 +5,10 @@ Coordinate descent over a few figures per GPU family and per kernel stack, minim
 percentage error of `choir validate` over the step cases. One curve per GPU family, never per case.
 The fitted figures are printed as TOML; copy them into compute.toml with this script as their provenance.
 
-    cargo build --release -p cli && python3 tools/calibrate.py [--rounds 2]
+    cargo build --release -p cli && python3 tools/calibrate.py [--rounds 2] [--holdout]
+
+`--holdout` fits on every other step case (even positions in the file) and reports the MAPE on the rest, an
+out-of-sample check of the calibration.
 """
 import json
 import subprocess
@@ -13,6 +16,9 @@ import sys
 import tempfile
 
 CHOIR = "target/release/choir"
+HOLDOUT = "--holdout" in sys.argv
+if "--choir" in sys.argv:
+    CHOIR = sys.argv[sys.argv.index("--choir") + 1]
 
 FAMILIES = {
     "v100": ["v100-sxm-32gb"],
@@ -83,8 +89,16 @@ def score(p):
     if res.returncode != 0:
         sys.exit(res.stderr)
     v = json.loads(res.stdout)
-    errs = [abs(c["error"]) for c in v["cases"] if c["kind"] == "step"]
+    steps = [c for c in v["cases"] if c["kind"] == "step"]
+    if HOLDOUT:
+        steps = steps[0::2]
+    errs = [abs(c["error"]) for c in steps]
     return sum(errs) / len(errs), v
+
+
+def held_out_mape(v):
+    steps = [c for c in v["cases"] if c["kind"] == "step"][1::2]
+    return sum(abs(c["error"]) for c in steps) / len(steps)
 
 
 def main():
@@ -101,6 +115,9 @@ def main():
             print(f"round {r + 1} {key} = {params[key]}: step MAPE {best * 100:.2f}%", file=sys.stderr)
     print(toml_text(params))
     _, v = score(params)
+    if HOLDOUT:
+        print(f"# fitted on {len(v['cases']) // 2} cases; held-out step MAPE {held_out_mape(v) * 100:.2f}%",
+              file=sys.stderr)
     for g, st in v["by_group"].items():
         print(f"# {g}: MAPE {st['mape'] * 100:.1f}%, worst {st['max_abs_error'] * 100:.1f}%", file=sys.stderr)
 
