@@ -9,7 +9,8 @@ fn plan(args: &[&str]) -> std::process::Output {
 }
 
 /// A small, fast search: llama3-8b on 16 GPUs.
-const SMALL: &[&str] = &["--model", "llama3-8b", "--gpus", "16", "--global-batch", "32", "--seq", "4096", "--top", "5"];
+const SMALL: &[&str] =
+    &["--model", "llama3-8b", "--gpus", "16", "--global-batch", "32", "--seq", "4096", "--top", "5"];
 
 #[test]
 fn json_lists_the_best_plans_with_their_figures_and_is_byte_identical_across_runs() {
@@ -25,9 +26,20 @@ fn json_lists_the_best_plans_with_their_figures_and_is_byte_identical_across_run
     assert!(evaluated > 0 && feasible > 0 && feasible <= evaluated);
     let best = v["best"].as_array().unwrap();
     assert_eq!(best.len(), 5);
-    for key in
-        ["tp", "pp", "dp", "cp", "vp", "micro_batch", "zero_stage", "recompute", "schedule", "step_time_s", "mfu", "memory_peak_bytes"]
-    {
+    for key in [
+        "tp",
+        "pp",
+        "dp",
+        "cp",
+        "vp",
+        "micro_batch",
+        "zero_stage",
+        "recompute",
+        "schedule",
+        "step_time_s",
+        "mfu",
+        "memory_peak_bytes",
+    ] {
         assert!(best[0].get(key).is_some(), "missing {key}");
     }
     // Ranked fastest first, every plan uses the 16 GPUs.

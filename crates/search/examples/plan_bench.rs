@@ -13,7 +13,9 @@ fn main() {
     let spec = model::preset("llama3-70b").expect("preset");
     let cluster_spec = topology::preset("dgx-h100-superpod").expect("preset");
     let threads = rayon::current_num_threads();
-    println!("llama3-70b on {gpus} × H100 (dgx-h100-superpod), global batch {global_batch} × 8192, {threads} threads");
+    println!(
+        "llama3-70b on {gpus} × H100 (dgx-h100-superpod), global batch {global_batch} × 8192, {threads} threads"
+    );
 
     let t = Instant::now();
     let cluster = topology::Cluster::build(&cluster_spec, gpus).expect("cluster");

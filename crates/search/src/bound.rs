@@ -57,7 +57,11 @@ fn probe_plan(plan: &ParallelPlan) -> ParallelPlan {
         dp,
         global_batch: plan.micro_batch * dp * m,
         zero_stage: if plan.zero_stage == 3 { 3 } else { 0 },
-        schedule: if plan.schedule == PipelineSchedule::Gpipe { PipelineSchedule::OneFOneB } else { plan.schedule },
+        schedule: if plan.schedule == PipelineSchedule::Gpipe {
+            PipelineSchedule::OneFOneB
+        } else {
+            plan.schedule
+        },
         ..plan.clone()
     }
 }

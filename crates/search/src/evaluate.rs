@@ -231,7 +231,9 @@ pub fn search(
             .par_iter()
             .map(|&(_, i)| {
                 let program = schedule::build(spec, &plans[i]).map_err(|e| e.to_string())?;
-                sim::simulate(spec, &program, cluster, &sim_config).map(|s| s.report).map_err(|e| e.to_string())
+                sim::simulate(spec, &program, cluster, &sim_config)
+                    .map(|s| s.report)
+                    .map_err(|e| e.to_string())
             })
             .collect();
         for (&(bound_bits, i), outcome) in batch.iter().zip(outcomes) {
@@ -263,7 +265,10 @@ pub fn search(
                 next_rung.insert(j, (group, pos + 1));
             }
         }
-        progress(Progress::Simulating { done: result.simulated, total: result.simulated + queue.len() as u64 });
+        progress(Progress::Simulating {
+            done: result.simulated,
+            total: result.simulated + queue.len() as u64,
+        });
     }
     result.skipped_bound = queue.len() as u64;
     let _ = bound_of;
@@ -280,7 +285,18 @@ pub fn search(
 /// A stable order on plans for ties: smaller parallel sizes, then micro-batch, ZeRO, recompute, schedule.
 fn plan_order(a: &ParallelPlan, b: &ParallelPlan) -> std::cmp::Ordering {
     let key = |p: &ParallelPlan| {
-        (p.tp, p.pp, p.cp, p.ep, p.dp, p.vp, p.micro_batch, p.zero_stage, p.recompute as u8, sched(p.schedule))
+        (
+            p.tp,
+            p.pp,
+            p.cp,
+            p.ep,
+            p.dp,
+            p.vp,
+            p.micro_batch,
+            p.zero_stage,
+            p.recompute as u8,
+            sched(p.schedule),
+        )
     };
     key(a).cmp(&key(b))
 }

@@ -136,7 +136,9 @@ fn in_flight_chunks(schedule: PipelineSchedule, s: u32, p: u32, m: u32, v: u32) 
         // Closed forms of `schedule::peak_in_flight` for the orders without a chunk table.
         PipelineSchedule::Gpipe => m,
         PipelineSchedule::OneFOneB | PipelineSchedule::ZbH1 => (p - s).min(m),
-        PipelineSchedule::Interleaved => schedule::peak_in_flight(&schedule::stage_order(schedule, s, p, m, v)),
+        PipelineSchedule::Interleaved => {
+            schedule::peak_in_flight(&schedule::stage_order(schedule, s, p, m, v))
+        }
     }
 }
 

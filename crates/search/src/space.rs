@@ -131,7 +131,9 @@ pub fn enumerate(spec: &model::ModelSpec, space: &SearchSpace, gpus_per_node: u3
                 let per_replica = space.global_batch / dp;
                 let mbs: Vec<u32> = match &space.micro_batch {
                     Some(l) => l.iter().copied().filter(|&b| per_replica.is_multiple_of(b)).collect(),
-                    None => divisors(per_replica).into_iter().filter(|&b| b <= space.max_micro_batch).collect(),
+                    None => {
+                        divisors(per_replica).into_iter().filter(|&b| b <= space.max_micro_batch).collect()
+                    }
                 };
                 for &ep in &eps {
                     for &mb in &mbs {

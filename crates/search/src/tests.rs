@@ -47,7 +47,8 @@ fn bounded_search_finds_the_same_top_plans_as_exhaustive_search() {
         assert!(head_step <= e.report.step_time_s, "{} beats its lighter variant", describe(&e.plan));
     }
     // The exhaustive ranking restricted to those lightest variants starts with exactly the bounded search's top.
-    let heads: Vec<&Evaluated> = all.ranked.iter().filter(|e| head_of(&e.plan).as_ref() == Some(&e.plan)).collect();
+    let heads: Vec<&Evaluated> =
+        all.ranked.iter().filter(|e| head_of(&e.plan).as_ref() == Some(&e.plan)).collect();
     assert!(heads.len() >= 5);
     for (a, b) in fast.ranked.iter().zip(&heads).take(5) {
         assert_eq!(a.plan, b.plan);
@@ -55,7 +56,13 @@ fn bounded_search_finds_the_same_top_plans_as_exhaustive_search() {
     }
     // Every simulated plan respects its lower bound.
     for e in &all.ranked {
-        assert!(e.lower_bound_s <= e.report.step_time_s, "{}: {} > {}", describe(&e.plan), e.lower_bound_s, e.report.step_time_s);
+        assert!(
+            e.lower_bound_s <= e.report.step_time_s,
+            "{}: {} > {}",
+            describe(&e.plan),
+            e.lower_bound_s,
+            e.report.step_time_s
+        );
     }
     // Bookkeeping: every valid plan is accounted for exactly once.
     let fitting = fast.evaluated - fast.pruned_memory;

@@ -117,7 +117,8 @@ fn check(c: &Case) -> Outcome {
     let space = space(c);
     let e = search::enumerate(&c.spec, &space, c.cluster.gpus_per_node());
     let limit = c.cluster.gpu_spec().hbm_bytes * search::PRUNE_SLACK;
-    let could_fit = e.plans.iter().filter(|p| search::estimate_memory(&c.spec, p).total_bytes <= limit).count();
+    let could_fit =
+        e.plans.iter().filter(|p| search::estimate_memory(&c.spec, p).total_bytes <= limit).count();
     let mut config = search::SearchConfig::new(space);
     config.top = could_fit.div_ceil(10).max(1);
     let r = search::search(&c.spec, &c.cluster, &config, &|_| {}).unwrap();
@@ -164,7 +165,13 @@ fn the_papers_plans_fit_and_choirs_best_is_never_slower() {
             o.best
         );
         assert!(o.paper_fits, "{}: the paper's plan does not fit in memory", c.id);
-        assert!(o.best_step_s <= o.paper_step_s, "{}: best {} s is slower than the paper's {} s", c.id, o.best_step_s, o.paper_step_s);
+        assert!(
+            o.best_step_s <= o.paper_step_s,
+            "{}: best {} s is slower than the paper's {} s",
+            c.id,
+            o.best_step_s,
+            o.paper_step_s
+        );
     }
 }
 
@@ -176,6 +183,12 @@ fn the_papers_plans_fit_and_choirs_best_is_never_slower() {
 fn the_papers_plans_rank_in_choirs_top_tenth() {
     for c in cases() {
         let o = check(&c);
-        assert!(o.rank.is_some(), "{}: the paper's plan is outside the top {} of {} feasible", c.id, o.top, o.feasible);
+        assert!(
+            o.rank.is_some(),
+            "{}: the paper's plan is outside the top {} of {} feasible",
+            c.id,
+            o.top,
+            o.feasible
+        );
     }
 }

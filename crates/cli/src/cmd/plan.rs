@@ -209,7 +209,9 @@ fn search_config(args: &Args, spec: &model::ModelSpec) -> anyhow::Result<search:
         .collect::<anyhow::Result<_>>()?;
     space.tp_within_node = !args.allow_cross_node_tp;
     let memory_limit_bytes = match &args.memory_limit {
-        Some(text) => Some(units::parse_bytes(text).map_err(|e| bad_input(format!("--memory-limit: {e}")))? as f64),
+        Some(text) => {
+            Some(units::parse_bytes(text).map_err(|e| bad_input(format!("--memory-limit: {e}")))? as f64)
+        }
         None => None,
     };
     Ok(search::SearchConfig { space, top: args.top, exhaustive: args.exhaustive, memory_limit_bytes })
@@ -375,14 +377,34 @@ fn render(s: &Summary, r: &search::SearchResult, elapsed_s: f64) -> String {
     );
     let _ = writeln!(o, "  {:>7} fit in memory (feasible)", count(s.feasible));
     if !s.failed.is_empty() {
-        let _ = writeln!(o, "  {:>7} could not be simulated, e.g. {}: {}", s.failed.len(), s.failed[0].0, s.failed[0].1);
+        let _ = writeln!(
+            o,
+            "  {:>7} could not be simulated, e.g. {}: {}",
+            s.failed.len(),
+            s.failed[0].0,
+            s.failed[0].1
+        );
     }
     let _ = writeln!(o);
     let _ = writeln!(
         o,
         "{:>3} {:>3} {:>3} {:>4} {:>3} {:>3} {:>3} {:>3} {:>4} {:>9} {:>16} {:>10} {:>6} {:>9} {:>7} {:>10}",
-        "#", "tp", "pp", "dp", "cp", "ep", "vp", "mb", "zero", "recompute", "schedule", "step", "MFU", "memory",
-        "bubble", "exp. comm"
+        "#",
+        "tp",
+        "pp",
+        "dp",
+        "cp",
+        "ep",
+        "vp",
+        "mb",
+        "zero",
+        "recompute",
+        "schedule",
+        "step",
+        "MFU",
+        "memory",
+        "bubble",
+        "exp. comm"
     );
     for b in &s.best {
         let _ = writeln!(
@@ -412,7 +434,8 @@ fn render(s: &Summary, r: &search::SearchResult, elapsed_s: f64) -> String {
 
 /// "limited by: PP bubble 18% (1.2 s); then TP communication exposed 0.4 s (6%)".
 fn limiter_line(limiters: &[search::Limiter]) -> String {
-    let one = |l: &search::Limiter| format!("{} {} ({})", l.label, format_duration(l.seconds), pct(l.fraction));
+    let one =
+        |l: &search::Limiter| format!("{} {} ({})", l.label, format_duration(l.seconds), pct(l.fraction));
     match limiters {
         [] => "limited by compute alone".to_owned(),
         [a] => format!("limited by: {}", one(a)),

@@ -11,15 +11,18 @@ const RIGHT: f64 = 230.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
 /// Colour-blind-safe qualitative palette (Okabe & Ito 2008), then greys.
-const PALETTE: [&str; 10] =
-    ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999", "#666666"];
+const PALETTE: [&str; 10] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999",
+    "#666666",
+];
 
 /// Round tick positions covering `[lo, hi]`.
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     let span = (hi - lo).max(1e-9);
     let raw = span / 6.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 7.0).unwrap_or(10.0 * mag);
+    let step =
+        [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 7.0).unwrap_or(10.0 * mag);
     let mut t = (lo / step).ceil() * step;
     let mut out = Vec::new();
     while t <= hi + step * 1e-9 {
@@ -58,7 +61,8 @@ pub(super) fn plot(title: &str, result: &search::SearchResult) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>"#, escape(title));
+    let _ =
+        writeln!(s, r#"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>"#, escape(title));
     let _ = writeln!(
         s,
         r##"<text x="{LEFT}" y="40" fill="#444">{} plans simulated that fit ({} feasible of {} valid); frontier: no plan is both smaller and faster</text>"##,
@@ -127,9 +131,14 @@ pub(super) fn plot(title: &str, result: &search::SearchResult) -> String {
     }
     // The frontier.
     let front = search::frontier(&points);
-    let path: Vec<String> = front.iter().map(|&i| format!("{:.1},{:.1}", sx(points[i].0), sy(points[i].1))).collect();
+    let path: Vec<String> =
+        front.iter().map(|&i| format!("{:.1},{:.1}", sx(points[i].0), sy(points[i].1))).collect();
     if !path.is_empty() {
-        let _ = writeln!(s, r##"<polyline points="{}" fill="none" stroke="#222" stroke-width="1.5"/>"##, path.join(" "));
+        let _ = writeln!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="#222" stroke-width="1.5"/>"##,
+            path.join(" ")
+        );
     }
     for &i in &front {
         let _ = writeln!(
@@ -180,5 +189,9 @@ pub(super) fn plot(title: &str, result: &search::SearchResult) -> String {
 }
 
 fn format_tick(t: f64) -> String {
-    if t.fract().abs() < 1e-9 { format!("{t:.0}") } else { format!("{t:.2}").trim_end_matches('0').to_owned() }
+    if t.fract().abs() < 1e-9 {
+        format!("{t:.0}")
+    } else {
+        format!("{t:.2}").trim_end_matches('0').to_owned()
+    }
 }
