@@ -7,11 +7,13 @@
 //! op intervals for traces and pictures.
 
 mod compute;
+mod critical;
 mod engine;
 mod network;
 mod report;
 
 pub use compute::{COMPUTE_TOML, ComputeModel, GpuEfficiency, KernelFactors};
+pub use critical::CriticalPath;
 pub use engine::{OpRecord, RankMode};
 pub use report::{MemoryReport, Report, SimStats, StageReport};
 
@@ -133,6 +135,17 @@ pub fn simulate(
         timeline.push((global, stage, records));
     }
     stages.sort_by_key(|s| s.stage);
+    let mut firsts: Vec<(u32, &[OpRecord])> = timeline
+        .iter()
+        .filter(|(g, _, _)| {
+            let c = program.layout.coord(*g);
+            c.tp == 0 && c.cp == 0 && c.dp == 0
+        })
+        .map(|(_, s, r)| (*s, r.as_slice()))
+        .collect();
+    firsts.sort_by_key(|(s, _)| *s);
+    let firsts: Vec<&[OpRecord]> = firsts.into_iter().map(|(_, r)| r).collect();
+    let critical_path = critical::critical_path(program, &firsts);
 
     let tokens = plan.tokens_per_step() as f64;
     let flops_cfg =
@@ -188,6 +201,7 @@ pub fn simulate(
         fits_in_memory: memory_peak <= gpu.hbm_bytes,
         stages,
         breakdown,
+        critical_path,
         sim: SimStats {
             events: run.events,
             simulated_ranks: run.simulated_ranks,

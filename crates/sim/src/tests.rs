@@ -121,3 +121,15 @@ fn data_parallel_scaling_with_a_free_network_is_linear() {
     let (one, eight) = (tput(1), tput(8));
     assert!((eight / one - 8.0).abs() < 1e-6, "8 replicas give {}× one", eight / one);
 }
+
+#[test]
+fn the_critical_path_spans_the_step() {
+    let s = spec(8);
+    let plan = ParallelPlan { tp: 2, pp: 4, dp: 2, global_batch: 16, ..ParallelPlan::default() };
+    let r = run(&s, &plan, RankMode::All);
+    let total: f64 = r.critical_path.seconds.values().sum();
+    // Every nanosecond of the step lies on the path (ops or waits) except the time before its first op.
+    assert!((total - r.step_time_s).abs() / r.step_time_s < 1e-6, "path {total} vs step {}", r.step_time_s);
+    assert_eq!(r.critical_path.stages_crossed, 4);
+    assert!(r.critical_path.seconds["compute"] > 0.5 * r.step_time_s);
+}
