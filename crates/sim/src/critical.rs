@@ -66,8 +66,7 @@ pub(crate) fn critical_path(program: &StepProgram, records: &[&[OpRecord]]) -> C
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
     let mut n_ops = 0;
     let mut stages = std::collections::BTreeSet::new();
-    loop {
-        let Some((start, end)) = when[stage as usize][op as usize] else { break };
+    while let Some((start, end)) = when[stage as usize][op as usize] {
         n_ops += 1;
         stages.insert(stage);
         *seconds.entry(category(program, stage, op)).or_default() += (end - start) as f64 * 1e-9;
