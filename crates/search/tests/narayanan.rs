@@ -9,8 +9,8 @@
 //! case's global batch. The paper does not give the micro-batch size; like `choir validate`, the paper's plan
 //! is taken with micro-batch 1 and no interleaving, while the search tries micro-batches 1, 2, 4 and 8.
 //!
-//! The first three cases run by default; all ten with `CHOIR_HEAVY_TESTS=1`. The top-10% criterion itself does
-//! not hold today and is an ignored test (`cargo test -p search --test narayanan -- --ignored`).
+//! The first three cases run by default; all ten with `CHOIR_HEAVY_TESTS=1`. The top-10% criterion itself holds
+//! today only for 1.7B; `CHOIR_STRICT_PRACTICE=1` asserts it for every case (and fails).
 #![allow(clippy::print_stderr)] // the test reports its comparison table
 
 use schedule::{ParallelPlan, PipelineSchedule, Recompute};
@@ -175,13 +175,14 @@ fn the_papers_plans_fit_and_choirs_best_is_never_slower() {
     }
 }
 
-/// The issue's acceptance criterion. It does not hold today: the simulator prefers lower TP with deeper
-/// interleaved pipelines than the paper ran (see the README's "Check against practice"), so it is kept as a
-/// named, ignored test to run while the simulator's TP and pipeline costs are recalibrated.
+/// The issue's acceptance criterion. It holds today only for the 1.7B case: for 3.6B and larger the simulator
+/// prefers lower TP with deeper interleaved pipelines than the paper ran (see the README's "Check against
+/// practice"). By default this asserts the case that holds; `CHOIR_STRICT_PRACTICE=1` asserts every case
+/// (and fails today), to run while the simulator's TP and pipeline costs are recalibrated.
 #[test]
-#[ignore = "fails today for 3.6B and larger: the simulator ranks lower-TP plans above the paper's (README)"]
 fn the_papers_plans_rank_in_choirs_top_tenth() {
-    for c in cases() {
+    let strict = std::env::var_os("CHOIR_STRICT_PRACTICE").is_some();
+    for c in cases().into_iter().filter(|c| strict || c.id.ends_with("_1.7B")) {
         let o = check(&c);
         assert!(
             o.rank.is_some(),
