@@ -4,6 +4,7 @@ mod cli;
 mod collective;
 mod model;
 mod nn;
+mod plan;
 mod sim;
 mod tokenize;
 mod topology;
