@@ -27,6 +27,7 @@ pub(crate) struct WorkerEntry {
 pub(crate) struct Registry {
     pub(crate) workers: BTreeMap<String, WorkerEntry>,
     next: u64,
+    joins: u64,
 }
 
 /// Counters exported on `/metrics`.
@@ -93,8 +94,8 @@ impl Shared {
                 }
             }
         };
-        let joined = r.next;
-        r.next += 1;
+        let joined = r.joins;
+        r.joins += 1;
         let generation = r.workers.get(&id).map_or(0, |w| w.generation + 1);
         r.workers.insert(
             id.clone(),
