@@ -25,7 +25,11 @@ pub struct SampleConfig {
 /// Each component draws from its own ChaCha8 stream, numbered by a hash of its name, so adding or removing a
 /// component leaves the others' failures unchanged. Exponential processes are drawn as one Poisson process of
 /// the summed rate with a uniformly chosen unit, which is the same distribution as one process per unit;
-/// Weibull processes are drawn unit by unit (each unit new at time zero, renewed after every failure).
+/// Weibull processes are drawn unit by unit as renewal processes in equilibrium: the fleet has been running
+/// long before the job starts, so each unit's first failure is drawn from the forward-recurrence distribution
+/// (density S(x)/mean) and later ones, after the unit is renewed, from the Weibull itself. The expected count
+/// over any window is then rate × window, as for the exponential; only the clustering differs (with shape < 1
+/// a renewed unit is likely to fail again soon, like a lemon node).
 /// Effects become kinds: crash → `kill`, node loss → `kill {permanent}` on the node, hang → `hang` (until a
 /// watchdog fires), drain → `drain` of the job.
 pub fn sample_plan(model: &FailureModel, config: &SampleConfig) -> FaultPlan {
@@ -75,13 +79,13 @@ fn sample_component(
         Distribution::Weibull { shape } => {
             let scale = Distribution::weibull_scale(1.0 / rate_per_unit_s, shape);
             for unit in 0..units {
-                let mut t = 0.0;
+                let mut t = weibull_forward_recurrence(rng, scale, shape);
                 loop {
-                    t += weibull(rng, scale, shape);
                     if t >= config.horizon_s {
                         break;
                     }
                     push(t, unit);
+                    t += weibull(rng, scale, shape);
                 }
             }
         }
@@ -121,6 +125,42 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn exponential(rng: &mut ChaCha8Rng, rate: f64) -> f64 {
     let u: f64 = rng.random();
     -(1.0 - u).ln() / rate
+}
+
+/// The time to the next failure of a Weibull renewal process in equilibrium, seen from an arbitrary instant:
+/// its CDF is P(1/k, (x/λ)^k) (the regularised incomplete gamma function), so x = λ·G^(1/k) with
+/// G ~ Gamma(1/k, 1).
+fn weibull_forward_recurrence(rng: &mut ChaCha8Rng, scale: f64, shape: f64) -> f64 {
+    scale * gamma(rng, 1.0 / shape).powf(1.0 / shape)
+}
+
+/// A Gamma(a, 1) draw: Marsaglia & Tsang, "A simple method for generating gamma variables" (ACM TOMS 26(3),
+/// 2000), with Gamma(a) = Gamma(a + 1)·U^(1/a) for a < 1.
+fn gamma(rng: &mut ChaCha8Rng, a: f64) -> f64 {
+    if a < 1.0 {
+        let u: f64 = rng.random();
+        return gamma(rng, a + 1.0) * (1.0 - u).powf(1.0 / a);
+    }
+    let d = a - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = normal(rng);
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u: f64 = rng.random();
+        if (1.0 - u).ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            return d * v;
+        }
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.random();
+    let u2: f64 = rng.random();
+    (-2.0 * (1.0 - u1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 /// A Weibull draw by inversion: λ (−ln U)^(1/k).
@@ -166,14 +206,55 @@ mod tests {
                 })
                 .sum();
             let mean = total as f64 / n_seeds as f64;
-            // Exponential: Poisson(419) per seed, so the mean of 40 has a standard deviation of 3.2.
-            if distribution == Distribution::Exponential {
-                assert!((mean - 419.0).abs() < 16.0, "{distribution:?}: mean {mean}");
-            } else {
-                // Weibull k < 1 from new: more failures early in a unit's life than the long-run rate gives.
-                assert!(mean > 419.0 * 1.1, "{distribution:?}: mean {mean}");
-            }
+            // Exponential: Poisson(419) per seed, so the mean of 40 has a standard deviation of 3.2. Weibull in
+            // equilibrium has the same expected count.
+            assert!((mean - 419.0).abs() < 16.0, "{distribution:?}: mean {mean}");
         }
+    }
+
+    #[test]
+    fn gamma_and_forward_recurrence_draws_have_the_right_means() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let n = 200_000;
+        for a in [0.5, 1.0 / 0.7, 3.0] {
+            let mean = (0..n).map(|_| gamma(&mut rng, a)).sum::<f64>() / n as f64;
+            assert!((mean / a - 1.0).abs() < 0.01, "Gamma({a}): mean {mean}");
+        }
+        // Exponential (k = 1): the forward recurrence time is the exponential itself, mean λ.
+        let mean = (0..n).map(|_| weibull_forward_recurrence(&mut rng, 2.0, 1.0)).sum::<f64>() / n as f64;
+        assert!((mean / 2.0 - 1.0).abs() < 0.01, "{mean}");
+        // k = 2, λ = 1: E[forward recurrence] = E[X²]/(2E[X]) = Γ(2)/(2Γ(1.5)) = 1/√π.
+        let mean = (0..n).map(|_| weibull_forward_recurrence(&mut rng, 1.0, 2.0)).sum::<f64>() / n as f64;
+        assert!((mean * std::f64::consts::PI.sqrt() - 1.0).abs() < 0.01, "{mean}");
+    }
+
+    #[test]
+    fn weibull_below_one_clusters_failures_on_renewed_units() {
+        let fleet = Fleet { gpus: 16_384, gpus_per_node: 8 };
+        let repeats = |distribution| {
+            let model = FailureModel::llama3().with_distribution(distribution).unwrap();
+            (0..10)
+                .map(|seed| {
+                    let plan = sample_plan(&model, &SampleConfig { fleet, horizon_s: DAYS_54_S, seed });
+                    let mut targets: Vec<_> = plan
+                        .faults
+                        .iter()
+                        .filter(|f| f.target != FaultTarget::Job)
+                        .map(|f| (f.cause.clone(), f.target))
+                        .collect();
+                    let n = targets.len();
+                    targets.sort();
+                    targets.dedup();
+                    n - targets.len()
+                })
+                .sum::<usize>()
+        };
+        let exponential = repeats(Distribution::Exponential);
+        let weibull = repeats(Distribution::Weibull { shape: 0.5 });
+        assert!(
+            weibull > 3 * exponential.max(1),
+            "repeat failures: Weibull {weibull}, exponential {exponential}"
+        );
     }
 
     #[test]
