@@ -2,6 +2,7 @@
 
 mod cli;
 mod collective;
+mod daemons;
 mod model;
 mod nn;
 mod plan;
