@@ -14,6 +14,7 @@
 
 pub mod campaign;
 mod error;
+mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod rates;
