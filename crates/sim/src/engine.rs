@@ -54,7 +54,10 @@ struct RankState {
 }
 
 enum Event {
+    /// An op of one rank ends.
     Done { rank: u32, op: OpIdx },
+    /// A collective ends on every simulated member of the group led by `leader`.
+    CollectiveDone { leader: u32, group: GroupKind, op: OpIdx },
 }
 
 /// What the engine measured.
@@ -79,7 +82,9 @@ struct World<'p> {
     tables: Vec<StageTables>,
     ranks: Vec<RankState>,
     index_of: Vec<u32>,
-    rendezvous: BTreeMap<(u32, GroupKind, OpIdx), (u32, Vec<u32>)>,
+    /// Per group leader (global rank): collectives some members have reached, with the arrival count. A
+    /// leader has at most a few in flight (one per stream), so a short list beats a map.
+    rendezvous: Vec<Vec<(GroupKind, OpIdx, u32)>>,
     inbox: BTreeMap<(u32, u64), SimTime>,
     mode: RankMode,
 }
@@ -122,7 +127,7 @@ pub(crate) fn run(
         tables,
         ranks,
         index_of,
-        rendezvous: BTreeMap::new(),
+        rendezvous: vec![Vec::new(); world_size as usize],
         inbox: BTreeMap::new(),
         mode: cfg.mode,
     };
@@ -133,11 +138,24 @@ pub(crate) fn run(
     let mut step_time = SimTime::ZERO;
     while let Some((at, ev)) = engine.step() {
         step_time = at;
-        let Event::Done { rank, op } = ev;
-        let woken = world.finish(rank, op, at);
-        world.advance(&mut engine, rank);
-        if let Some(dst) = woken {
-            world.advance(&mut engine, dst);
+        match ev {
+            Event::Done { rank, op } => {
+                let woken = world.finish(rank, op, at);
+                world.advance(&mut engine, rank);
+                if let Some(dst) = woken {
+                    world.advance(&mut engine, dst);
+                }
+            }
+            Event::CollectiveDone { leader, group, op } => {
+                let layout = world.layout;
+                for_each_member(&layout, leader, group, |m| {
+                    let idx = world.index_of[m as usize];
+                    if idx != u32::MAX {
+                        world.finish(idx, op, at);
+                        world.advance(&mut engine, idx);
+                    }
+                });
+            }
         }
     }
     // Every op of every rank must have run; otherwise the program deadlocked.
@@ -215,6 +233,30 @@ pub(crate) fn op_durations(
         .collect())
 }
 
+/// Calls `f` on every member of the group of kind `kind` led by `leader`, in group order, without allocating.
+fn for_each_member(layout: &Layout, leader: u32, kind: GroupKind, mut f: impl FnMut(u32)) {
+    let c = layout.coord(leader);
+    let at = |c: schedule::Coord| layout.rank(c);
+    match kind {
+        GroupKind::Tp => (0..layout.tp).for_each(|tp| f(at(schedule::Coord { tp, ..c }))),
+        GroupKind::Cp => (0..layout.cp).for_each(|cp| f(at(schedule::Coord { cp, ..c }))),
+        GroupKind::Dp => (0..layout.dp).for_each(|dp| f(at(schedule::Coord { dp, ..c }))),
+        GroupKind::DpCp => {
+            for dp in 0..layout.dp {
+                for cp in 0..layout.cp {
+                    f(at(schedule::Coord { dp, cp, ..c }));
+                }
+            }
+        }
+        GroupKind::Ep => {
+            let start = c.dp * layout.cp + c.cp;
+            for p in start..start + layout.ep {
+                f(at(schedule::Coord { dp: p / layout.cp, cp: p % layout.cp, ..c }));
+            }
+        }
+    }
+}
+
 /// The group's leader (its first member) and its size.
 fn leader_of(layout: &Layout, rank: u32, kind: GroupKind) -> (u32, u32) {
     let c = layout.coord(rank);
@@ -274,16 +316,20 @@ impl World<'_> {
                     let global = self.ranks[idx as usize].global;
                     let (leader, size) = leader_of(&self.layout, global, group);
                     let expected = if self.mode == RankMode::All { size } else { 1 };
-                    let entry = self.rendezvous.entry((leader, group, op)).or_insert_with(|| (0, Vec::new()));
-                    entry.0 += 1;
-                    entry.1.push(idx);
-                    if entry.0 == expected {
-                        let (_, members) = self.rendezvous.remove(&(leader, group, op)).unwrap_or_default();
-                        for m in members {
-                            // The collective starts when the last member arrives (now); members that arrived
-                            // earlier waited, which shows as the op's longer span.
-                            engine.schedule_at(now + duration, Event::Done { rank: m, op });
+                    let waiting = &mut self.rendezvous[leader as usize];
+                    let slot = match waiting.iter().position(|&(g, o, _)| g == group && o == op) {
+                        Some(i) => i,
+                        None => {
+                            waiting.push((group, op, 0));
+                            waiting.len() - 1
                         }
+                    };
+                    waiting[slot].2 += 1;
+                    if waiting[slot].2 == expected {
+                        waiting.swap_remove(slot);
+                        // The collective starts when the last member arrives (now); members that arrived
+                        // earlier waited, which shows as the op's longer span.
+                        engine.schedule_at(now + duration, Event::CollectiveDone { leader, group, op });
                     }
                 }
             }
