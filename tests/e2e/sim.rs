@@ -9,7 +9,9 @@ fn the_default_simulation_is_byte_identical_across_runs() {
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert_eq!(a.stdout, b.stdout);
     let report: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
-    for key in ["step_time_s", "tokens_per_s", "mfu", "bubble_fraction", "memory_peak_bytes", "fits_in_memory"] {
+    for key in
+        ["step_time_s", "tokens_per_s", "mfu", "bubble_fraction", "memory_peak_bytes", "fits_in_memory"]
+    {
         assert!(report.get(key).is_some(), "missing {key}");
     }
     assert!(report["step_time_s"].as_f64().unwrap() > 0.0);

@@ -18,6 +18,10 @@ pub fn choir_bin() -> PathBuf {
 /// Runs `choir` with the given arguments and returns its output.
 pub fn choir(args: &[&str]) -> Output {
     let bin = choir_bin();
-    assert!(bin.exists(), "{} not built: run the tests through `cargo nextest run --workspace`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run the tests through `cargo nextest run --workspace`",
+        bin.display()
+    );
     Command::new(&bin).args(args).output().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
 }

@@ -253,9 +253,7 @@ impl Builder<'_> {
             }
             Pass::Backward | Pass::BackwardInput => {
                 let mut last = if vs == last_vs {
-                    let w = self.work(false, "head.bwd", |c| {
-                        scale_work(&edge_work(c, true), 2.0, 0.0)
-                    });
+                    let w = self.work(false, "head.bwd", |c| scale_work(&edge_work(c, true), 2.0, 0.0));
                     let h = self.edge_compute(HEAD, w, vec![], t0, true);
                     self.grad_ready.insert(HEAD, h);
                     h

@@ -155,7 +155,11 @@ impl PlanArgs {
             precision,
             flash_attention: !self.no_flash,
             rank_order,
-            kernels: if self.kernels == "eager" { schedule::KernelStack::Eager } else { schedule::KernelStack::Fused },
+            kernels: if self.kernels == "eager" {
+                schedule::KernelStack::Eager
+            } else {
+                schedule::KernelStack::Fused
+            },
             stage_layers: self.stage_layers.clone(),
             ..ParallelPlan::default()
         })

@@ -261,7 +261,11 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
         flash_attention: !legacy,
         grad_reduce_in_fp32: !legacy && framework != "llm-foundry",
         overlap_param_gather: framework == "megatron-core" || framework == "nemo",
-        kernels: if framework == "llm-foundry" { schedule::KernelStack::Eager } else { schedule::KernelStack::Fused },
+        kernels: if framework == "llm-foundry" {
+            schedule::KernelStack::Eager
+        } else {
+            schedule::KernelStack::Fused
+        },
         ..schedule::ParallelPlan::default()
     };
     plan.validate(&spec, Some(u64::from(gpus)))?;
