@@ -1,5 +1,6 @@
 //! The end-to-end suite: one test binary, one module per area.
 
+mod chaos;
 mod cli;
 mod collective;
 mod daemons;

@@ -149,10 +149,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         report.cluster,
         report.network
     );
-    println!(
-        "# {:>12} {:>12} {:>9} {:>9}  {:<13} {}",
-        "size", "time", "algbw", "busbw", "algorithm", "protocol"
-    );
+    println!("# {:>12} {:>12} {:>9} {:>9}  {:<13} protocol", "size", "time", "algbw", "busbw", "algorithm");
     println!("# {:>12} {:>12} {:>9} {:>9}", "(B)", "(us)", "(GB/s)", "(GB/s)");
     for row in &report.rows {
         println!(
@@ -244,8 +241,8 @@ fn validate(file: &str, args: &Args) -> anyhow::Result<()> {
     }
     println!("# analytical model vs published nccl-tests bus bandwidth (nodes built from {})", base.name);
     println!(
-        "# {:<62} {:>4} {:>11} {:>9} {:>9} {:>8}  {:<9} {}",
-        "id", "n", "size", "measured", "model", "error", "algorithm", "target"
+        "# {:<62} {:>4} {:>11} {:>9} {:>9} {:>8}  {:<9} target",
+        "id", "n", "size", "measured", "model", "error", "algorithm"
     );
     for r in &table {
         let size = units::format_bytes_binary(r.bytes as f64);
