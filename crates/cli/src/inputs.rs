@@ -25,7 +25,7 @@ pub(crate) fn load_cluster_spec(name: &str) -> anyhow::Result<topology::ClusterS
     if !path.exists() {
         let known: Vec<_> = topology::PRESETS.iter().map(|p| p.name).collect();
         return Err(bad_input(format!(
-            "--cluster {name}: no such file, and not a preset: expected a cluster file or one of {}",
+            "{name}: no such file, and not a cluster preset: expected a cluster TOML file or one of {}",
             known.join(", ")
         )));
     }

@@ -8,7 +8,7 @@ use collective::placement::{ClusterRouter, comm_shape, flow_config};
 use collective::validation::{self, Outcome};
 use collective::{Algorithm, CollectiveConfig, Communicator, Op, Protocol};
 use serde::Serialize;
-use topology::{Cluster, ClusterSpec};
+use topology::Cluster;
 
 use crate::exit::bad_input;
 use crate::output::{print_json, read_text};
@@ -85,7 +85,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if args.gpus < 2 {
         return Err(bad_input(format!("--gpus {}: a collective needs at least 2 GPUs", args.gpus)));
     }
-    let spec = load(&args.cluster)?;
+    let spec = crate::inputs::load_cluster_spec(&args.cluster)?;
     let cluster = Cluster::build(&spec, args.gpus).map_err(bad_input)?;
     let group: Vec<u32> = (0..args.gpus).collect();
     let shape = comm_shape(&cluster, &group).map_err(bad_input)?;
@@ -177,22 +177,6 @@ fn config_from(args: &Args) -> anyhow::Result<CollectiveConfig> {
     Ok(CollectiveConfig { algorithm, protocol, enable_nvls: !args.no_nvls, ..CollectiveConfig::default() })
 }
 
-/// A preset by name, else a cluster file by path; errors are bad input (exit 2).
-fn load(name: &str) -> anyhow::Result<ClusterSpec> {
-    if let Some(spec) = topology::try_preset(name) {
-        return spec.map_err(bad_input);
-    }
-    let path = Path::new(name);
-    if !path.exists() {
-        let known: Vec<_> = topology::PRESETS.iter().map(|p| p.name).collect();
-        return Err(bad_input(format!(
-            "--cluster {name}: no such file, and not a preset: expected a cluster file or one of {}",
-            known.join(", ")
-        )));
-    }
-    topology::from_toml(&read_text(path)?, &path.display().to_string()).map_err(bad_input)
-}
-
 #[derive(Debug, Serialize)]
 struct ValidationRow {
     id: String,
@@ -215,7 +199,7 @@ fn validate(file: &str, args: &Args) -> anyhow::Result<()> {
     let text =
         if file.is_empty() { validation::NCCL_TESTS_TOML.to_owned() } else { read_text(Path::new(file))? };
     let rows = validation::parse_rows(&text).map_err(bad_input)?;
-    let base = load(&args.cluster)?;
+    let base = crate::inputs::load_cluster_spec(&args.cluster)?;
     let outcomes = validation::run(&rows, &base);
     let table: Vec<ValidationRow> = outcomes.iter().map(to_row).collect();
     let targeted: Vec<&ValidationRow> = table.iter().filter(|r| r.targeted).collect();

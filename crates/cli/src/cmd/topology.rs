@@ -1,14 +1,14 @@
 //! `choir topology`: summarise a cluster file or preset (GPUs, nodes, bisection bandwidth, diameter) and draw it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use topology::render::{RenderConfig, group_digits};
-use topology::{Cluster, ClusterSpec, GpuId, Precision, Summary};
+use topology::{Cluster, GpuId, Precision, Summary};
 use units::{format_bytes, format_count, format_duration, format_rate};
 
 use crate::exit::bad_input;
-use crate::output::{print_json, read_text, write_atomic};
+use crate::output::{print_json, write_atomic};
 
 /// Flags of `choir topology`.
 #[derive(Debug, clap::Args)]
@@ -42,7 +42,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         return list(args.json);
     }
     let name = args.cluster.as_deref().context("a cluster file or preset name is required")?;
-    let spec = load(name)?;
+    let spec = crate::inputs::load_cluster_spec(name)?;
     let num_gpus = match &args.gpus {
         Some(text) => parse_gpus(text)?,
         None => spec.default_num_gpus,
@@ -73,23 +73,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A preset by name, else a file by path; errors are bad input (exit 2).
-fn load(name: &str) -> anyhow::Result<ClusterSpec> {
-    if let Some(spec) = topology::try_preset(name) {
-        return spec.map_err(bad_input);
-    }
-    let path = Path::new(name);
-    if !path.exists() {
-        let known: Vec<_> = topology::PRESETS.iter().map(|p| p.name).collect();
-        return Err(bad_input(format!(
-            "{name}: no such file, and not a preset: expected a cluster file or one of {}",
-            known.join(", ")
-        )));
-    }
-    let text = read_text(path)?;
-    topology::from_toml(&text, &path.display().to_string()).map_err(bad_input)
 }
 
 fn parse_gpus(text: &str) -> anyhow::Result<u32> {
