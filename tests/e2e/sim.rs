@@ -62,3 +62,25 @@ fn validate_simulates_every_public_case() {
     let g = &v["by_group"]["zero_memory_example"];
     assert!(g["max_abs_error"].as_f64().unwrap() < 0.02, "{g}");
 }
+
+#[test]
+fn a_plan_file_replaces_the_flags_and_bad_fields_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "tp = 4\npp = 2\ndp = 8\nglobal_batch = 64\nseq_len = 4096\nrecompute = \"selective\"\n",
+    )
+    .unwrap();
+    let out = choir(&["sim", "--plan", plan.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["gpus"], 64);
+    assert_eq!(r["plan"]["tp"], 4);
+    assert_eq!(r["plan"]["recompute"], "selective");
+    std::fs::write(&plan, "tp = 4\nppp = 2\n").unwrap();
+    let out = choir(&["sim", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plan.toml") && err.contains("unknown field `ppp`"), "{err}");
+}

@@ -114,8 +114,10 @@ impl std::str::FromStr for RankOrder {
     }
 }
 
-/// How one optimizer step is split over GPUs.
+/// How one optimizer step is split over GPUs. As a file (TOML), every field is optional and defaults to
+/// [`ParallelPlan::default`]; unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ParallelPlan {
     /// Tensor-parallel size.
     pub tp: u32,

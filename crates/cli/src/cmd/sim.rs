@@ -23,6 +23,11 @@ pub(crate) struct Args {
     pub(crate) gpus: Option<u32>,
     #[command(flatten)]
     pub(crate) plan: PlanArgs,
+    /// A plan file (TOML with ParallelPlan's fields: tp, pp, dp, cp, ep, vp, micro_batch, global_batch,
+    /// seq_len, zero_stage, sequence_parallel, recompute, schedule, precision, stage_layers, ...) instead of
+    /// the plan flags.
+    #[arg(long = "plan", value_name = "FILE")]
+    pub(crate) plan_file: Option<PathBuf>,
     /// Simulate every rank (`all`) or one per pipeline stage (`unique`, exact for symmetric jobs).
     #[arg(long, default_value = "all", value_parser = ["all", "unique"])]
     pub(crate) ranks: String,
@@ -169,7 +174,14 @@ impl PlanArgs {
 /// Runs `choir sim`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let spec = load_model(&args.model)?;
-    let plan = args.plan.to_plan(args.gpus)?;
+    let plan = match &args.plan_file {
+        Some(path) => {
+            let text = crate::output::read_text(path)?;
+            toml::from_str::<ParallelPlan>(&text)
+                .map_err(|e| bad_input(format!("{}: {e}", path.display())))?
+        }
+        None => args.plan.to_plan(args.gpus)?,
+    };
     plan.validate(&spec, args.gpus.map(u64::from)).map_err(bad_input)?;
     let cluster_spec = load_cluster_spec(&args.cluster)?;
     let gpus = args.gpus.unwrap_or(plan.gpus() as u32);
