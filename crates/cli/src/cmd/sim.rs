@@ -266,6 +266,20 @@ pub(crate) fn render(r: &sim::Report) -> String {
             let _ = writeln!(s, "  {k:<16} {:>12}  {:>6}", format_duration(*v), pct(v / r.step_time_s));
         }
     }
+    let cp = &r.critical_path;
+    let parts: Vec<String> = cp
+        .seconds
+        .iter()
+        .filter(|(_, v)| **v > 0.0)
+        .map(|(k, v)| format!("{k} {} ({})", format_duration(*v), pct(v / r.step_time_s)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "critical path ({} ops across {} stage(s)): {}",
+        cp.ops,
+        cp.stages_crossed,
+        parts.join(", ")
+    );
     let _ = writeln!(s);
     let _ = writeln!(
         s,
