@@ -75,7 +75,7 @@ fn the_flow_network_is_refused_with_a_reason() {
     let out = plan(&args);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not yet supported by the step simulator"), "{err}");
+    assert!(err.contains("not supported by the search"), "{err}");
 }
 
 #[test]

@@ -88,6 +88,20 @@ impl<E> Engine<E> {
         self.heap.len()
     }
 
+    /// Time of the next event that will fire (cancelled events are skipped), without taking it.
+    pub fn peek_time(&mut self) -> Option<SimTime> {
+        while let Some(head) = self.heap.peek() {
+            if !self.cancelled.is_empty() && self.cancelled.contains(&head.0.seq) {
+                let seq = head.0.seq;
+                self.heap.pop();
+                self.cancelled.remove(&seq);
+                continue;
+            }
+            return Some(head.0.at);
+        }
+        None
+    }
+
     /// The seeded random generator: the only randomness a simulation may use.
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
         &mut self.rng

@@ -8,7 +8,9 @@ use schedule::{GroupKind, Layout, OpIdx, OpKind, StepProgram, Stream};
 
 use crate::SimError;
 use crate::compute::ComputeModel;
-use crate::network::Network;
+use crate::network::{FlowTemplate, Network};
+use collective::flow::collectives::{CollectiveDone, FlowCollective, FlowSim};
+use collective::placement::ClusterRouter;
 
 const N_STREAMS: usize = Stream::ALL.len();
 
@@ -39,7 +41,12 @@ struct StageTables {
     stream_ops: [Vec<OpIdx>; N_STREAMS],
     pos: Vec<u32>,
     durations: Vec<SimTime>,
+    /// With the flow model: how each inter-node collective is lowered to flows.
+    flows: Vec<Option<FlowTemplate>>,
 }
+
+/// The flow model shared by every collective that crosses nodes.
+pub(crate) type Flows<'c> = FlowSim<ClusterRouter<'c>>;
 
 struct RankState {
     global: u32,
@@ -85,6 +92,8 @@ struct World<'p> {
     /// Per group leader (global rank): collectives some members have reached, with the arrival count. A
     /// leader has at most a few in flight (one per stream), so a short list beats a map.
     rendezvous: Vec<Vec<(GroupKind, OpIdx, u32)>>,
+    /// Flow-model collectives in flight, by tag: (leader, group, op).
+    flow_tags: Vec<(u32, GroupKind, OpIdx)>,
     inbox: BTreeMap<(u32, u64), SimTime>,
     mode: RankMode,
 }
@@ -93,10 +102,22 @@ pub(crate) fn run(
     program: &StepProgram,
     compute: &ComputeModel,
     network: &mut Network<'_>,
+    mut flows: Option<&mut Flows<'_>>,
     cfg: &RunConfig,
 ) -> Result<RunResult, SimError> {
     let layout = program.layout;
-    let tables = stage_tables(program, compute, network)?;
+    let mut tables = stage_tables(program, compute, network)?;
+    if flows.is_some() {
+        for (stage, t) in program.stages.iter().zip(tables.iter_mut()) {
+            let rep = layout.rank(schedule::Coord { tp: 0, cp: 0, dp: 0, pp: stage.stage });
+            for (i, op) in stage.ops.iter().enumerate() {
+                if let OpKind::Collective { group, op: kind, bytes, .. } = op.kind {
+                    let (leader, _) = leader_of(&layout, rep, group);
+                    t.flows[i] = network.flow_template(group, leader, kind, bytes)?;
+                }
+            }
+        }
+    }
     let world_size = layout.world();
     let mut index_of = vec![u32::MAX; world_size as usize];
     let mut ranks = Vec::new();
@@ -128,33 +149,58 @@ pub(crate) fn run(
         ranks,
         index_of,
         rendezvous: vec![Vec::new(); world_size as usize],
+        flow_tags: Vec::new(),
         inbox: BTreeMap::new(),
         mode: cfg.mode,
     };
     let mut engine: Engine<Event> = Engine::new(cfg.seed);
     for i in 0..world.ranks.len() as u32 {
-        world.advance(&mut engine, i);
+        world.advance(&mut engine, i, flows.as_deref_mut())?;
     }
     let mut step_time = SimTime::ZERO;
-    while let Some((at, ev)) = engine.step() {
+    let mut finished: Vec<CollectiveDone> = Vec::new();
+    loop {
+        // The flow model runs in step with the engine: its events come first when they are due first.
+        if let Some(f) = flows.as_deref_mut() {
+            let t_des = engine.peek_time().map(SimTime::as_secs_f64);
+            if let Some(t_flow) = f.next_event_s()
+                && t_des.is_none_or(|t| t_flow <= t)
+            {
+                f.advance_to(t_flow, &mut finished).map_err(SimError::network)?;
+                for d in finished.drain(..) {
+                    let (leader, group, op) = world.flow_tags[d.tag as usize];
+                    engine.schedule_at(
+                        SimTime::from_secs_f64(d.end_s),
+                        Event::CollectiveDone { leader, group, op },
+                    );
+                }
+                continue;
+            }
+        }
+        let Some((at, ev)) = engine.step() else { break };
+        if let Some(f) = flows.as_deref_mut() {
+            f.advance_to(at.as_secs_f64(), &mut finished).map_err(SimError::network)?;
+        }
         step_time = at;
         match ev {
             Event::Done { rank, op } => {
                 let woken = world.finish(rank, op, at);
-                world.advance(&mut engine, rank);
+                world.advance(&mut engine, rank, flows.as_deref_mut())?;
                 if let Some(dst) = woken {
-                    world.advance(&mut engine, dst);
+                    world.advance(&mut engine, dst, flows.as_deref_mut())?;
                 }
             }
             Event::CollectiveDone { leader, group, op } => {
                 let layout = world.layout;
-                for_each_member(&layout, leader, group, |m| {
+                let mut members = Vec::new();
+                for_each_member(&layout, leader, group, |m| members.push(m));
+                for m in members {
                     let idx = world.index_of[m as usize];
                     if idx != u32::MAX {
                         world.finish(idx, op, at);
-                        world.advance(&mut engine, idx);
+                        world.advance(&mut engine, idx, flows.as_deref_mut())?;
                     }
-                });
+                }
             }
         }
     }
@@ -214,7 +260,8 @@ fn stage_tables(
             };
             durations.push(SimTime::from_secs_f64(s));
         }
-        tables.push(StageTables { stream_ops, pos, durations });
+        let flows = vec![None; stage.ops.len()];
+        tables.push(StageTables { stream_ops, pos, durations, flows });
     }
     Ok(tables)
 }
@@ -285,7 +332,12 @@ impl World<'_> {
     }
 
     /// Starts every op that can start on rank `idx` now.
-    fn advance(&mut self, engine: &mut Engine<Event>, idx: u32) {
+    fn advance(
+        &mut self,
+        engine: &mut Engine<Event>,
+        idx: u32,
+        mut flows: Option<&mut Flows<'_>>,
+    ) -> Result<(), SimError> {
         let now = engine.now();
         for s in 0..N_STREAMS {
             let r = &self.ranks[idx as usize];
@@ -329,11 +381,33 @@ impl World<'_> {
                         waiting.swap_remove(slot);
                         // The collective starts when the last member arrives (now); members that arrived
                         // earlier waited, which shows as the op's longer span.
-                        engine.schedule_at(now + duration, Event::CollectiveDone { leader, group, op });
+                        let template = self.tables[stage].flows[op as usize];
+                        match (flows.as_deref_mut(), template) {
+                            (Some(f), Some(t)) => {
+                                let mut ranks = Vec::new();
+                                for_each_member(&self.layout, leader, group, |m| ranks.push(m));
+                                let tag = self.flow_tags.len() as u64;
+                                self.flow_tags.push((leader, group, op));
+                                let c = FlowCollective {
+                                    ranks,
+                                    op: t.op,
+                                    bytes: t.bytes,
+                                    algorithm: t.algorithm,
+                                    config: t.config,
+                                    tag,
+                                };
+                                f.submit(&c).map_err(SimError::network)?;
+                            }
+                            _ => {
+                                engine
+                                    .schedule_at(now + duration, Event::CollectiveDone { leader, group, op });
+                            }
+                        }
                     }
                 }
             }
         }
+        Ok(())
     }
 
     fn start(&mut self, idx: u32, s: usize, op: OpIdx, now: SimTime) {

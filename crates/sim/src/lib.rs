@@ -57,6 +57,20 @@ pub struct SimConfig {
     pub calibration: Option<String>,
     /// Make every communication free (zero time): isolates the schedule's own bubble and compute.
     pub free_communication: bool,
+    /// The network model for collectives that cross nodes.
+    pub network: NetworkModel,
+}
+
+/// How collectives that cross nodes are timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkModel {
+    /// NCCL's analytical cost model per collective, in isolation (fast; no contention between groups).
+    #[default]
+    Analytical,
+    /// Collectives lowered to flows on routed paths sharing link bandwidth max-min fairly with every other
+    /// collective in flight (contention between groups on shared spines). Needs every rank simulated;
+    /// collectives inside one node keep the analytical model.
+    Flow,
 }
 
 /// Op intervals of the recorded ranks.
@@ -107,7 +121,21 @@ pub fn simulate(
     let mut network = network::Network::new(cluster, program.layout);
     network.free = config.free_communication;
     let run_cfg = engine::RunConfig { mode: config.ranks, record_all: config.record_all, seed: config.seed };
-    let run = engine::run(program, &compute, &mut network, &run_cfg)?;
+    let mut flow_sim = match config.network {
+        NetworkModel::Analytical => None,
+        NetworkModel::Flow => {
+            if config.ranks != RankMode::All {
+                return Err(SimError::Mismatch(
+                    "the flow network model needs every rank simulated (RankMode::All): contention comes from all \
+                     groups at once"
+                        .to_owned(),
+                ));
+            }
+            let router = collective::placement::ClusterRouter::new(cluster);
+            Some(collective::flow::collectives::FlowSim::new(router).map_err(SimError::network)?)
+        }
+    };
+    let run = engine::run(program, &compute, &mut network, flow_sim.as_mut(), &run_cfg)?;
     let step_ns = run.step_time.as_nanos();
     let step_s = step_ns as f64 * 1e-9;
 

@@ -12,6 +12,15 @@ use topology::Cluster;
 
 use crate::SimError;
 
+/// A collective to hand to the flow model, once its group is known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowTemplate {
+    pub op: Op,
+    pub bytes: u64,
+    pub algorithm: collective::Algorithm,
+    pub config: collective::flow::collectives::FlowConfig,
+}
+
 /// The cost oracle the engine asks.
 pub(crate) struct Network<'a> {
     cluster: &'a Cluster,
@@ -87,6 +96,30 @@ impl<'a> Network<'a> {
         let t = comm.time(op_of(op), bytes).map_err(SimError::network)?.time_s;
         self.costs.insert((shape, op, bytes), t);
         Ok(t)
+    }
+
+    /// How the flow model should run this collective when its group spans several nodes: the algorithm and
+    /// protocol NCCL's model picks for it, and NCCL-like flow settings. `None` for single-node groups (NVLink
+    /// contention is not what the flow model is for) and for empty messages.
+    pub(crate) fn flow_template(
+        &mut self,
+        kind: GroupKind,
+        leader: u32,
+        op: CollectiveKind,
+        bytes: u64,
+    ) -> Result<Option<FlowTemplate>, SimError> {
+        let shape = self.group_shape(kind, leader)?;
+        if shape.0 < 2 || shape.1 < 2 || bytes == 0 || self.free {
+            return Ok(None);
+        }
+        let comm = &self.comms[&shape];
+        let cost = comm.time(op_of(op), bytes).map_err(SimError::network)?;
+        Ok(Some(FlowTemplate {
+            op: op_of(op),
+            bytes,
+            algorithm: cost.algorithm,
+            config: collective::placement::flow_config(comm.shape(), cost.protocol),
+        }))
     }
 
     /// Seconds a pipeline message of `bytes` takes from `src` to `dst`: one-hop latency plus bytes over the

@@ -133,3 +133,60 @@ fn the_critical_path_spans_the_step() {
     assert_eq!(r.critical_path.stages_crossed, 4);
     assert!(r.critical_path.seconds["compute"] > 0.5 * r.step_time_s);
 }
+
+#[test]
+fn a_lone_cross_node_group_costs_about_the_same_under_both_network_models() {
+    let mut s = spec(4);
+    s.vocab = 256;
+    let cluster = topology::Cluster::build(&topology::preset("dgx-a100-superpod").unwrap(), 16).unwrap();
+    let plan = ParallelPlan {
+        tp: 1,
+        dp: 16,
+        global_batch: 16,
+        seq_len: 2048,
+        zero_stage: 0,
+        ..ParallelPlan::default()
+    };
+    let program = schedule::build(&s, &plan).unwrap();
+    let dp = |network| {
+        let cfg = SimConfig { network, ..SimConfig::default() };
+        simulate(&s, &program, &cluster, &cfg).unwrap().report.exposed_comm_s["dp"]
+    };
+    let (a, f) = (dp(NetworkModel::Analytical), dp(NetworkModel::Flow));
+    assert!((f / a - 1.0).abs() < 0.25, "flow {f} s vs analytical {a} s");
+}
+
+#[test]
+fn the_flow_network_shows_contention_on_an_oversubscribed_fabric() {
+    // tp 8 puts one member of each of 8 DP groups on every node: 8 concurrent gradient all-reduces over 32
+    // nodes. On a non-blocking fat-tree they share nothing but the NICs; with 4:1 oversubscribed leaf uplinks
+    // they contend on the spines, which only the flow model sees.
+    let mut s = spec(4);
+    s.vocab = 256;
+    // Without overlap the whole gradient all-reduce is exposed, so the comparison is not diluted by compute.
+    let plan = ParallelPlan {
+        tp: 8,
+        dp: 32,
+        global_batch: 32,
+        seq_len: 2048,
+        zero_stage: 0,
+        overlap_grad_reduce: false,
+        ..ParallelPlan::default()
+    };
+    let program = schedule::build(&s, &plan).unwrap();
+    let base = topology::preset("fat-tree").unwrap();
+    let mut oversubscribed = base.clone();
+    oversubscribed.fabric.oversubscription = 4.0;
+    let dp = |spec: &topology::ClusterSpec, network| {
+        let cluster = topology::Cluster::build(spec, 256).unwrap();
+        let cfg = SimConfig { network, ..SimConfig::default() };
+        let r = simulate(&s, &program, &cluster, &cfg).unwrap().report;
+        (r.exposed_comm_s["dp"], r)
+    };
+    let (free, r1) = dp(&base, NetworkModel::Flow);
+    let (busy, _) = dp(&oversubscribed, NetworkModel::Flow);
+    let (analytical, _) = dp(&oversubscribed, NetworkModel::Analytical);
+    assert_eq!(r1, dp(&base, NetworkModel::Flow).1, "flow runs are deterministic");
+    assert!(busy > 1.2 * free, "oversubscribed {busy} s vs non-blocking {free} s");
+    assert!(busy > 1.2 * analytical, "flow {busy} s vs analytical (no contention) {analytical} s");
+}

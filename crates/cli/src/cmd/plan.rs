@@ -104,8 +104,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         "analytical" => {}
         "flow" => {
             return Err(bad_input(
-                "--network flow is not yet supported by the step simulator (it costs collectives with the analytical \
-                 model only); use --network analytical, or `choir collective --network flow` for one collective",
+                "--network flow is not supported by the search: the flow model needs every rank simulated, too slow \
+                 for thousands of plans; search with --network analytical, then check a chosen plan with \
+                 `choir sim --network flow`",
             ));
         }
         other => return Err(bad_input(format!("--network {other}: expected analytical or flow"))),

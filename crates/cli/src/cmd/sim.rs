@@ -28,6 +28,10 @@ pub(crate) struct Args {
     /// the plan flags.
     #[arg(long = "plan", value_name = "FILE")]
     pub(crate) plan_file: Option<PathBuf>,
+    /// Network model for collectives that cross nodes: `analytical` (NCCL's cost model, each collective alone)
+    /// or `flow` (flows sharing link bandwidth max-min fairly across all groups; needs --ranks all).
+    #[arg(long, default_value = "analytical", value_parser = ["analytical", "flow"])]
+    pub(crate) network: String,
     /// Simulate every rank (`all`) or one per pipeline stage (`unique`, exact for symmetric jobs).
     #[arg(long, default_value = "all", value_parser = ["all", "unique"])]
     pub(crate) ranks: String,
@@ -190,9 +194,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let config = sim::SimConfig {
         ranks: if args.ranks == "unique" { sim::RankMode::Unique } else { sim::RankMode::All },
         record_all: args.trace.is_some() && gpus <= 256,
+        network: if args.network == "flow" { sim::NetworkModel::Flow } else { sim::NetworkModel::Analytical },
         ..sim::SimConfig::default()
     };
-    let result = sim::simulate(&spec, &program, &cluster, &config)?;
+    let result = sim::simulate(&spec, &program, &cluster, &config).map_err(|e| match e {
+        sim::SimError::Mismatch(_) => bad_input(e),
+        other => other.into(),
+    })?;
     if let Some(path) = &args.trace {
         let trace = crate::trace::chrome_trace(&program, &result.timeline, cluster.gpus_per_node());
         write_atomic(path, trace.as_bytes()).context("writing the trace")?;

@@ -151,6 +151,21 @@ impl<R: Router> FlowSim<R> {
         Ok(true)
     }
 
+    /// Time of the next network event, if anything is in flight.
+    pub fn next_event_s(&mut self) -> Option<f64> {
+        self.net.next_event_s()
+    }
+
+    /// Handles every network event due at or before `t_s`, appending finished collectives to `done`, then moves
+    /// the clock to `t_s`, so that a collective submitted next starts then.
+    pub fn advance_to(&mut self, t_s: f64, done: &mut Vec<CollectiveDone>) -> Result<(), CollectiveError> {
+        while self.net.next_event_s().is_some_and(|t| t <= t_s) {
+            self.advance(done)?;
+        }
+        self.net.advance_idle_to(t_s);
+        Ok(())
+    }
+
     /// Runs until every submitted collective has finished; returns them in completion order.
     pub fn run_to_idle(&mut self) -> Result<Vec<CollectiveDone>, CollectiveError> {
         let mut done = Vec::new();

@@ -171,6 +171,18 @@ impl FlowNetwork {
         Ok(slot)
     }
 
+    /// Moves the clock forward to `t_s` when nothing happens before it (flows keep their rates; their progress is
+    /// accounted lazily). Returns `false`, leaving the clock alone, if an event is due before `t_s`.
+    pub fn advance_idle_to(&mut self, t_s: f64) -> bool {
+        match self.next_event_s() {
+            Some(next) if next < t_s => false,
+            _ => {
+                self.now_s = self.now_s.max(t_s);
+                true
+            }
+        }
+    }
+
     /// Time of the next event, if any flow is still in the network.
     pub fn next_event_s(&mut self) -> Option<f64> {
         self.resolve();
