@@ -346,3 +346,63 @@ fn every_choir_variable_in_the_deploy_files_is_a_real_flag() {
         }
     }
 }
+
+/// Runs the job to completion on a fresh coordinator and 4 workers; returns the report.
+fn run_job(procs: &mut Procs, job: &str, extra: &[&str], report: &Path) -> serde_json::Value {
+    let mut args =
+        vec!["--job", job, "--nnodes", "4", "--rdzv-timeout", "60s", "--report", report.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (c, grpc, _) = procs.coordinator("tok", &args);
+    for _ in 0..4 {
+        procs.worker(&grpc, "tok");
+    }
+    let (code, err) = procs.wait(c, Duration::from_secs(180));
+    assert_eq!(code, Some(0), "{err}");
+    serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
+}
+
+#[test]
+fn a_killed_coordinator_restarted_on_its_state_dir_resumes_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = default_job(dir.path(), 8);
+    let mut procs = Procs::default();
+    let reference = run_job(&mut procs, &job, &[], &dir.path().join("reference.json"));
+
+    // The same job with a journal; kill -9 the coordinator once a few steps are journalled.
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let (c, grpc, http) = procs.coordinator(
+        "tok",
+        &["--job", &job, "--nnodes", "4", "--rdzv-timeout", "60s", "--state-dir", state_arg],
+    );
+    for _ in 0..4 {
+        procs.worker(&grpc, "tok");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done_before_kill = loop {
+        let (_, body) = http_get(&http, "/status", Some("tok"));
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let done = status["job"]["steps_done"].as_u64().unwrap_or(0);
+        if done >= 3 {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "the job did not reach step 3: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    procs.0[c].kill().unwrap();
+    procs.0[c].wait().unwrap();
+    assert!(done_before_kill < 8, "the job finished before the coordinator could be killed");
+
+    // A new coordinator on the same state directory resumes; new workers join it.
+    let resumed = run_job(&mut procs, &job, &["--state-dir", state_arg], &dir.path().join("resumed.json"));
+    assert_eq!(resumed["summary"]["state"], "succeeded");
+    assert_eq!(resumed["summary"]["steps_done"], 8);
+    assert!(
+        resumed["steps"].as_array().unwrap().len() < 8,
+        "the resumed coordinator re-ran steps the journal had committed"
+    );
+    assert_eq!(
+        resumed["summary"]["state_digest"], reference["summary"]["state_digest"],
+        "the resumed job must end in the same state as an uninterrupted one"
+    );
+}
