@@ -406,3 +406,101 @@ fn a_killed_coordinator_restarted_on_its_state_dir_resumes_the_job() {
         "the resumed job must end in the same state as an uninterrupted one"
     );
 }
+
+/// Makes a CA and one certificate for 127.0.0.1/localhost signed by it, with the system's `openssl`.
+fn make_certs(dir: &Path, name: &str) -> [String; 3] {
+    let p = |f: &str| dir.join(format!("{name}-{f}")).display().to_string();
+    let run = |args: &[&str]| {
+        let out =
+            Command::new("openssl").args(args).output().expect("openssl must be installed for the TLS test");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ext = dir.join(format!("{name}-ext.cnf"));
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n\
+         basicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let (ca_key, ca, key, csr, cert) = (p("ca.key"), p("ca.pem"), p("key.pem"), p("csr.pem"), p("cert.pem"));
+    run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &ca_key]);
+    run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        &ca_key,
+        "-subj",
+        &format!("/CN={name} test CA"),
+        "-days",
+        "2",
+        "-out",
+        &ca,
+    ]);
+    run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &key]);
+    // rustls wants the key as PKCS#8.
+    let pk8 = p("key8.pem");
+    run(&["pkcs8", "-topk8", "-nocrypt", "-in", &key, "-out", &pk8]);
+    run(&["req", "-new", "-key", &pk8, "-subj", "/CN=localhost", "-out", &csr]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        &cert,
+    ]);
+    [cert, pk8, ca]
+}
+
+#[test]
+fn mutual_tls_runs_a_job_and_refuses_peers_without_a_certificate_from_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = default_job(dir.path(), 2);
+    let [cert, key, ca] = make_certs(dir.path(), "good");
+    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str(), "--tls-ca", ca.as_str()];
+    let mut procs = Procs::default();
+    let mut args = vec!["--job", job.as_str(), "--nnodes", "4", "--rdzv-timeout", "60s"];
+    args.extend_from_slice(&tls);
+    let (c, grpc, _) = procs.coordinator("tok", &args);
+
+    // A worker with a certificate from another CA, and one without TLS, are both refused.
+    let [bad_cert, bad_key, bad_ca] = make_certs(dir.path(), "bad");
+    for extra in [
+        vec!["--tls-cert", bad_cert.as_str(), "--tls-key", bad_key.as_str(), "--tls-ca", bad_ca.as_str()],
+        vec![],
+    ] {
+        let scheme = if extra.is_empty() { "http" } else { "https" };
+        let out = Command::new(choir_bin())
+            .args(["worker", "--coordinator", &format!("{scheme}://{grpc}"), "--connect-timeout", "2s"])
+            .args(&extra)
+            .env("CHOIR_TOKEN", "tok")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a worker without a good certificate was let in ({scheme})");
+    }
+
+    for _ in 0..4 {
+        let child = Command::new(choir_bin())
+            .args(["worker", "--coordinator", &format!("https://{grpc}"), "--connect-timeout", "20s"])
+            .args(tls)
+            .env("CHOIR_TOKEN", "tok")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        procs.0.push(child);
+    }
+    let (code, err) = procs.wait(c, Duration::from_secs(120));
+    assert_eq!(code, Some(0), "the job over mutual TLS failed: {err}");
+}
