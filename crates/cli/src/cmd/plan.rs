@@ -36,7 +36,8 @@ pub(crate) struct Args {
     /// How many of the best plans to show (and to rank exactly).
     #[arg(long, default_value_t = 10)]
     pub(crate) top: usize,
-    /// Network model: only `analytical` is supported by the step simulator today.
+    /// Network model: `analytical`. (`flow` needs every rank simulated, too slow for a search: check a chosen
+    /// plan with `choir sim --network flow`.)
     #[arg(long, default_value = "analytical")]
     pub(crate) network: String,
     /// Print JSON.
