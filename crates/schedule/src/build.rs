@@ -67,7 +67,7 @@ pub(crate) fn build_stage(
     stage: u32,
     stage_layer_ranges: &[std::ops::Range<u32>],
 ) -> StageProgram {
-    let e = plan.precision.bytes().max(2);
+    let e = plan.element_bytes();
     let shape = WorkShape {
         micro_batch: u64::from(plan.micro_batch),
         seq_len: u64::from(plan.seq_len),
@@ -77,17 +77,7 @@ pub(crate) fn build_stage(
         causal: true,
         element_bytes: e,
     };
-    let act = ActivationConfig {
-        micro_batch: u64::from(plan.micro_batch),
-        seq_len: u64::from(plan.seq_len),
-        tp: u64::from(plan.tp),
-        cp: u64::from(plan.cp),
-        sequence_parallel: plan.sequence_parallel,
-        recompute: plan.recompute,
-        flash_attention: plan.flash_attention,
-        dropout: false,
-        element_bytes: e,
-    };
+    let act = plan.activation_config();
     let ctx = Ctx {
         spec,
         plan,
@@ -114,8 +104,8 @@ pub(crate) fn build_stage(
     for step in stage_order(plan.schedule, stage, ctx.p, ctx.m, ctx.v) {
         b.pass(step, &chunk_layers[step.chunk as usize], &zero_prologue);
     }
-    b.gradient_reduction_and_optimizer(&chunk_layers);
     let (static_memory, params) = static_memory(&ctx, &chunk_layers);
+    b.gradient_reduction_and_optimizer(params);
     StageProgram { stage, chunk_layers, ops: b.ops, works: b.works, static_memory, params }
 }
 
@@ -562,7 +552,7 @@ impl Builder<'_> {
         let order: Vec<u32> = chunk_layers.iter().flatten().copied().collect();
         for bucket in self.buckets(&order) {
             let elems: u64 = bucket.iter().map(|&l| self.layer_grad_elems(l)).sum();
-            let bytes = elems * c.plan.precision.bytes().max(2);
+            let bytes = elems * c.plan.element_bytes();
             let t = tag(None, 0, 0, bucket[0]);
             let op = self.collective(
                 Stream::Dp,
@@ -581,7 +571,7 @@ impl Builder<'_> {
     }
 
     /// Gradient reduction in buckets (ZeRO 0-2), the optimizer step, and ZeRO-1/2's parameter all-gather.
-    fn gradient_reduction_and_optimizer(&mut self, chunk_layers: &[Vec<u32>]) {
+    fn gradient_reduction_and_optimizer(&mut self, params: f64) {
         let c = self.ctx;
         let plan = c.plan;
         let replicas = plan.dp * plan.cp;
@@ -615,7 +605,6 @@ impl Builder<'_> {
         }
         let mut deps = reduce_ops;
         deps.extend(self.stream_last(Stream::PpSend));
-        let params = static_memory(c, chunk_layers).1;
         let shard = if plan.zero_stage >= 1 { params / replicas as f64 } else { params };
         let w = self.work(false, "optimizer", |_| Work {
             label: "",
@@ -626,7 +615,7 @@ impl Builder<'_> {
         });
         let opt = self.compute(w, deps, tag(None, 0, 0, NO_LAYER));
         if (plan.zero_stage == 1 || plan.zero_stage == 2) && replicas > 1 && !plan.overlap_param_gather {
-            let bytes = (params as u64) * plan.precision.bytes().max(2);
+            let bytes = (params as u64) * plan.element_bytes();
             self.collective(
                 Stream::Dp,
                 GroupKind::DpCp,
@@ -687,12 +676,12 @@ impl Builder<'_> {
     }
 
     fn grad_bytes(&self) -> u64 {
-        if self.ctx.plan.grad_reduce_in_fp32 { 4 } else { self.ctx.plan.precision.bytes().max(2) }
+        if self.ctx.plan.grad_reduce_in_fp32 { 4 } else { self.ctx.plan.element_bytes() }
     }
 
     /// Bytes of one layer's parameters gathered on every rank under FSDP (the whole layer on this TP rank).
     fn fsdp_unit_bytes(&self, layer: u32) -> u64 {
-        self.layer_grad_elems(layer) * self.ctx.plan.precision.bytes().max(2)
+        self.layer_grad_elems(layer) * self.ctx.plan.element_bytes()
     }
 
     fn kv_bytes(&self) -> u64 {
@@ -868,8 +857,7 @@ fn static_memory(c: &Ctx<'_>, chunk_layers: &[Vec<u32>]) -> (StaticMemory, f64) 
         };
         dense += head as f64 / tp as f64;
     }
-    let grad_precision = if plan.grad_reduce_in_fp32 { model::Precision::Fp32 } else { plan.precision };
-    let state = model::state_bytes(plan.precision, grad_precision, model::Optimizer::Adam);
+    let state = plan.state_bytes();
     let replicas = u64::from(plan.dp * plan.cp);
     let (w1, g1, o1) = model::model_state_bytes(dense, state, plan.zero_stage, replicas);
     let (w2, g2, o2) = model::model_state_bytes(experts, state, plan.zero_stage, (replicas / ep).max(1));

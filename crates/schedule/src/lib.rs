@@ -63,30 +63,11 @@ impl StepProgram {
     }
 }
 
-/// Layer ranges of every virtual stage (`pp · vp` of them, in virtual-stage order).
-fn virtual_stage_layers(spec: &model::ModelSpec, plan: &ParallelPlan) -> Vec<std::ops::Range<u32>> {
-    let per_stage = plan.layers_per_stage(spec.n_layers);
-    // Virtual stage c·p + s holds the c-th 1/vp of stage s's layers, counted along the model: layers run
-    // through stage 0 chunk 0, stage 1 chunk 0, ..., stage p−1 chunk 0, stage 0 chunk 1, ...
-    let v = plan.vp;
-    let mut out = Vec::with_capacity((plan.pp * v) as usize);
-    let mut next = 0;
-    for c in 0..v {
-        for s in 0..plan.pp {
-            let n = per_stage[s as usize] / v;
-            let _ = c;
-            out.push(next..next + n);
-            next += n;
-        }
-    }
-    out
-}
-
 /// Builds the task graph of one training step.
 pub fn build(spec: &model::ModelSpec, plan: &ParallelPlan) -> Result<StepProgram, PlanError> {
     spec.validate().map_err(|e| PlanError::Model(e.to_string()))?;
     plan.validate(spec, None)?;
-    let ranges = virtual_stage_layers(spec, plan);
+    let ranges = plan.virtual_stage_layers(spec.n_layers);
     let stages = (0..plan.pp).map(|s| build::build_stage(spec, plan, s, &ranges)).collect();
     Ok(StepProgram {
         plan: plan.clone(),

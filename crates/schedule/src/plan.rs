@@ -228,6 +228,49 @@ impl ParallelPlan {
         }
     }
 
+    /// Bytes per activation element: the training precision, at least 16-bit (FP8 runs keep 16-bit activations).
+    pub fn element_bytes(&self) -> u64 {
+        self.precision.bytes().max(2)
+    }
+
+    /// What sets one micro-batch's activation memory on one rank under this plan.
+    pub fn activation_config(&self) -> model::ActivationConfig {
+        model::ActivationConfig {
+            micro_batch: u64::from(self.micro_batch),
+            seq_len: u64::from(self.seq_len),
+            tp: u64::from(self.tp),
+            cp: u64::from(self.cp),
+            sequence_parallel: self.sequence_parallel,
+            recompute: self.recompute,
+            flash_attention: self.flash_attention,
+            dropout: false,
+            element_bytes: self.element_bytes(),
+        }
+    }
+
+    /// Bytes per parameter of weights, gradients (fp32 when reduced in fp32) and Adam state.
+    pub fn state_bytes(&self) -> model::StateBytes {
+        let grads = if self.grad_reduce_in_fp32 { model::Precision::Fp32 } else { self.precision };
+        model::state_bytes(self.precision, grads, model::Optimizer::Adam)
+    }
+
+    /// Layer ranges of every virtual stage (`pp · vp` of them, in virtual-stage order). Virtual stage `c·p + s`
+    /// holds the `c`-th `1/vp` of stage `s`'s layers, counted along the model: layers run through stage 0
+    /// chunk 0, stage 1 chunk 0, ..., stage p−1 chunk 0, stage 0 chunk 1, ...
+    pub fn virtual_stage_layers(&self, n_layers: u64) -> Vec<std::ops::Range<u32>> {
+        let per_stage = self.layers_per_stage(n_layers);
+        let v = self.vp.max(1);
+        let mut out = Vec::with_capacity((self.pp * v) as usize);
+        let mut next = 0;
+        for _chunk in 0..v {
+            for &layers in &per_stage {
+                out.push(next..next + layers / v);
+                next += layers / v;
+            }
+        }
+        out
+    }
+
     /// Checks the plan against the model and the GPU count. The error names the constraint and the values.
     pub fn validate(&self, spec: &model::ModelSpec, gpus: Option<u64>) -> Result<(), PlanError> {
         let positive = [

@@ -41,39 +41,23 @@ impl MemoryEstimate {
     }
 }
 
-/// Layer ranges of every virtual stage, in the order `schedule::build` assigns them: chunk `c` of stage `s` is
-/// virtual stage `c·pp + s`, and layers run along the virtual stages.
-fn virtual_stage_layers(n_layers: u64, pp: u32, vp: u32) -> Vec<std::ops::Range<u64>> {
-    let per_chunk = n_layers / u64::from(pp) / u64::from(vp);
-    (0..u64::from(pp * vp)).map(|i| i * per_chunk..(i + 1) * per_chunk).collect()
-}
-
 /// The closed-form estimate of a plan's peak memory per GPU (an even layer split is assumed, as the search
 /// enumerates).
 pub fn estimate_memory(spec: &model::ModelSpec, plan: &ParallelPlan) -> MemoryEstimate {
     let (tp, ep) = (u64::from(plan.tp), u64::from(plan.ep));
     let (p, v, m) = (plan.pp, plan.vp, plan.micro_batches());
-    let ranges = virtual_stage_layers(spec.n_layers, p, v);
-    let e = plan.precision.bytes().max(2);
-    let act = model::ActivationConfig {
-        micro_batch: u64::from(plan.micro_batch),
-        seq_len: u64::from(plan.seq_len),
-        tp,
-        cp: u64::from(plan.cp),
-        sequence_parallel: plan.sequence_parallel,
-        recompute: plan.recompute,
-        flash_attention: plan.flash_attention,
-        dropout: false,
-        element_bytes: e,
-    };
-    let grad_precision = if plan.grad_reduce_in_fp32 { model::Precision::Fp32 } else { plan.precision };
-    let state = model::state_bytes(plan.precision, grad_precision, model::Optimizer::Adam);
+    let ranges = plan.virtual_stage_layers(spec.n_layers);
+    let act = plan.activation_config();
+    let state = plan.state_bytes();
     let replicas = u64::from(plan.dp * plan.cp);
     let mut best: Option<MemoryEstimate> = None;
     for s in 0..p {
-        let chunks: Vec<&std::ops::Range<u64>> = (0..v).map(|c| &ranges[(c * p + s) as usize]).collect();
+        let chunks: Vec<std::ops::Range<u64>> = (0..v)
+            .map(|c| &ranges[(c * p + s) as usize])
+            .map(|r| u64::from(r.start)..u64::from(r.end))
+            .collect();
         let (mut dense, mut experts, mut act_layers) = (0.0, 0.0, 0.0);
-        for layer in chunks.iter().flat_map(|r| (*r).clone()) {
+        for layer in chunks.iter().flat_map(|r| r.clone()) {
             let (d, x) = model::layer_params_per_gpu(spec, layer, tp, ep);
             dense += d;
             experts += x;
