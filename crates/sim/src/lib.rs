@@ -233,7 +233,7 @@ pub fn simulate(
         sim: SimStats {
             events: run.events,
             simulated_ranks: run.simulated_ranks,
-            ops_per_replica: report::ops_per_replica(program),
+            ops_per_replica: program.ops_per_replica() as u64,
         },
     };
     Ok(Simulation { report, timeline: Timeline { ranks: timeline } })

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use schedule::{CommPurpose, OpKind, StageProgram, StepProgram, Stream};
+use schedule::{CommPurpose, OpKind, StageProgram, Stream};
 
 use crate::engine::OpRecord;
 
@@ -194,11 +194,6 @@ pub(crate) fn stage_report(
         memory,
     };
     (report, tail_s)
-}
-
-/// Ops per replica, for statistics.
-pub(crate) fn ops_per_replica(program: &StepProgram) -> u64 {
-    program.ops_per_replica() as u64
 }
 
 #[cfg(test)]
