@@ -1,6 +1,6 @@
 //! `choir chaos`: long campaigns under failures, through the real binary.
 
-use e2e::choir;
+use crate::support::choir;
 
 /// The Llama 3 405B setup with a given step time, so the tests need no step simulation.
 const LLAMA3: &[&str] = &[

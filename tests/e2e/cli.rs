@@ -1,6 +1,6 @@
 //! The `choir` binary as a user runs it: exit codes and error messages.
 
-use e2e::choir;
+use crate::support::choir;
 
 #[test]
 fn unknown_subcommand_is_a_usage_error() {

@@ -1,6 +1,6 @@
 //! `choir collective` as a user runs it: the nccl-tests style table, JSON rows, validation, bad input.
 
-use e2e::choir;
+use crate::support::choir;
 
 fn stdout(args: &[&str]) -> String {
     let out = choir(args);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{choir, choir_bin};
+use crate::support::{choir, choir_bin};
 
 /// Child processes, killed and reaped on drop.
 #[derive(Default)]
@@ -335,7 +335,7 @@ fn every_choir_variable_in_the_deploy_files_is_a_real_flag() {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let root = crate::support::repo_root().join("deploy");
     for file in ["systemd/coordinator.env", "systemd/worker.env", "k8s/coordinator.yaml", "k8s/workers.yaml"]
     {
         let text = std::fs::read_to_string(root.join(file)).unwrap();

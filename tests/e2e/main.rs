@@ -1,5 +1,7 @@
 //! The end-to-end suite: one test binary, one module per area.
 
+mod support;
+
 mod chaos;
 mod cli;
 mod collective;

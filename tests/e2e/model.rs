@@ -1,10 +1,10 @@
 //! `choir presets`, `choir model` and `choir scale` as a user runs them: figures, JSON fields and error lines.
 
-use e2e::choir;
+use crate::support::choir;
 use serde_json::Value;
 
 fn data(name: &str) -> String {
-    format!("{}/data/hf/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/data/hf/{name}", crate::support::repo_root().display())
 }
 
 fn json(args: &[&str]) -> Value {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use e2e::choir;
+use crate::support::choir;
 use serde_json::Value;
 
 fn json_of(out: &std::process::Output) -> Value {

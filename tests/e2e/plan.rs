@@ -1,6 +1,6 @@
 //! `choir plan` as a user runs it.
 
-use e2e::choir;
+use crate::support::choir;
 
 fn plan(args: &[&str]) -> std::process::Output {
     let mut all = vec!["plan"];

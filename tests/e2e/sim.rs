@@ -1,6 +1,6 @@
 //! `choir sim` and `choir validate` as a user runs them.
 
-use e2e::choir;
+use crate::support::choir;
 
 #[test]
 fn the_default_simulation_is_byte_identical_across_runs() {

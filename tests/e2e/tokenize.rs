@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use e2e::{choir, choir_bin};
+use crate::support::{choir, choir_bin};
 
 /// Runs `choir` with `stdin` piped in.
 fn choir_with_stdin(args: &[&str], stdin: &[u8]) -> Output {

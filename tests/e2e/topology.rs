@@ -1,6 +1,6 @@
 //! `choir topology`: presets and files, size overrides, JSON, drawings, and errors that name file, field and value.
 
-use e2e::choir;
+use crate::support::choir;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -11,7 +11,7 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 fn topologies_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies")
+    crate::support::repo_root().join("topologies")
 }
 
 #[test]
