@@ -4,13 +4,23 @@
 use crate::convert_task::MAX_RANKS;
 use crate::pb;
 use crate::types::{
-    Assignment, Channel, DataMessage, Fault, JobEvent, JobState, OpTiming, RankStep, Registration,
+    Assignment, Channel, DataMessage, Fault, JobEvent, JobState, OpTiming, RankStep, Recovery, Registration,
     StageTasks, StepResult, WorkerInfo,
 };
 use crate::{WireError, enum_value};
 
 /// Longest string field accepted in a control message (names, ids, addresses).
 pub const MAX_NAME_BYTES: usize = 512;
+
+/// Largest emulated checkpoint shard payload a worker accepts to write.
+pub const MAX_SHARD_BYTES: u64 = 1 << 30;
+
+fn path_field(field: &'static str, s: String) -> Result<String, WireError> {
+    if s.len() > 4096 || s.contains('\0') {
+        return Err(WireError::invalid(field, format!("{} bytes", s.len()), "a path of at most 4096 bytes"));
+    }
+    Ok(s)
+}
 
 fn name_field(field: &'static str, s: String) -> Result<String, WireError> {
     if s.len() > MAX_NAME_BYTES {
@@ -33,6 +43,10 @@ impl From<&Assignment> for pb::AssignRequest {
             rank_addresses: a.rank_addresses.clone(),
             digests: a.digests.clone(),
             first_step: a.first_step,
+            checkpoint_dir: a.checkpoint_dir.clone(),
+            restore: a.restore,
+            shard_bytes: a.shard_bytes,
+            fingerprint: a.fingerprint.clone(),
         }
     }
 }
@@ -89,7 +103,21 @@ impl TryFrom<pb::AssignRequest> for Assignment {
                 .collect::<Result<_, _>>()?,
             digests: a.digests,
             first_step: a.first_step,
+            checkpoint_dir: path_field("assign.checkpoint_dir", a.checkpoint_dir)?,
+            restore: a.restore,
+            shard_bytes: a.shard_bytes,
+            fingerprint: name_field("assign.fingerprint", a.fingerprint)?,
         };
+        if assignment.restore && assignment.checkpoint_dir.is_empty() {
+            return Err(WireError::invalid("assign.checkpoint_dir", "\"\"", "a directory to restore from"));
+        }
+        if assignment.shard_bytes > MAX_SHARD_BYTES {
+            return Err(WireError::invalid(
+                "assign.shard_bytes",
+                assignment.shard_bytes,
+                "at most 1 GiB of emulated shard payload",
+            ));
+        }
         for &r in &assignment.ranks {
             let stage = layout.coord(r).pp;
             if assignment.stage(stage).is_none() {
@@ -196,14 +224,17 @@ impl TryFrom<pb::DataMessage> for DataMessage {
 
 impl From<Fault> for pb::Fault {
     fn from(f: Fault) -> Self {
+        let base = |kind: pb::FaultKind| pb::Fault { kind: kind as i32, factor: 1.0, ..Default::default() };
         match f {
-            Fault::Kill => pb::Fault { kind: pb::FaultKind::Kill as i32, duration_s: 0.0, factor: 1.0 },
-            Fault::Hang { duration_s } => {
-                pb::Fault { kind: pb::FaultKind::Hang as i32, duration_s, factor: 1.0 }
-            }
+            Fault::Kill { during_checkpoint } => pb::Fault { during_checkpoint, ..base(pb::FaultKind::Kill) },
+            Fault::Hang { duration_s } => pb::Fault { duration_s, ..base(pb::FaultKind::Hang) },
             Fault::Slow { duration_s, factor } => {
-                pb::Fault { kind: pb::FaultKind::Slow as i32, duration_s, factor }
+                pb::Fault { duration_s, factor, ..base(pb::FaultKind::Slow) }
             }
+            Fault::Partition { duration_s, peers } => {
+                pb::Fault { duration_s, peers, ..base(pb::FaultKind::Partition) }
+            }
+            Fault::CorruptCheckpoint { step } => pb::Fault { step, ..base(pb::FaultKind::CorruptCheckpoint) },
         }
     }
 }
@@ -219,7 +250,7 @@ impl TryFrom<pb::Fault> for Fault {
             }
         };
         Ok(match enum_value::<pb::FaultKind>("fault.kind", f.kind)? {
-            pb::FaultKind::Kill => Fault::Kill,
+            pb::FaultKind::Kill => Fault::Kill { during_checkpoint: f.during_checkpoint },
             pb::FaultKind::Hang => Fault::Hang { duration_s: seconds(f.duration_s)? },
             pb::FaultKind::Slow => {
                 if !(f.factor.is_finite() && (1.0..=1000.0).contains(&f.factor)) {
@@ -231,7 +262,88 @@ impl TryFrom<pb::Fault> for Fault {
                 }
                 Fault::Slow { duration_s: seconds(f.duration_s)?, factor: f.factor }
             }
+            pb::FaultKind::Partition => {
+                if f.peers.len() > MAX_RANKS as usize {
+                    return Err(WireError::invalid(
+                        "fault.peers",
+                        f.peers.len(),
+                        "at most one address per rank",
+                    ));
+                }
+                Fault::Partition {
+                    duration_s: seconds(f.duration_s)?,
+                    peers: f
+                        .peers
+                        .into_iter()
+                        .map(|p| name_field("fault.peers", p))
+                        .collect::<Result<_, _>>()?,
+                }
+            }
+            pb::FaultKind::CorruptCheckpoint => Fault::CorruptCheckpoint { step: f.step },
             pb::FaultKind::Unspecified => return Err(WireError::unspecified("fault.kind")),
+        })
+    }
+}
+
+impl From<&Recovery> for pb::Recovery {
+    fn from(r: &Recovery) -> Self {
+        pb::Recovery {
+            fault: r.fault.clone(),
+            target: r.target.clone(),
+            cause: r.cause.clone(),
+            detect_s: r.detect_s,
+            recover_s: r.recover_s,
+            restored_step: r.restored_step,
+            lost_steps: r.lost_steps,
+            skipped: r.skipped.clone(),
+            detected_unix_s: r.detected_unix_s,
+        }
+    }
+}
+
+impl From<pb::Recovery> for Recovery {
+    fn from(r: pb::Recovery) -> Self {
+        Recovery {
+            fault: r.fault,
+            target: r.target,
+            cause: r.cause,
+            detect_s: r.detect_s,
+            recover_s: r.recover_s,
+            restored_step: r.restored_step,
+            lost_steps: r.lost_steps,
+            skipped: r.skipped,
+            detected_unix_s: r.detected_unix_s,
+        }
+    }
+}
+
+impl From<&checkpoint::ShardRecord> for pb::ShardRecord {
+    fn from(r: &checkpoint::ShardRecord) -> Self {
+        pb::ShardRecord {
+            rank: r.rank,
+            file: r.file.clone(),
+            bytes: r.bytes,
+            sha256: r.sha256.clone(),
+            digest: r.digest,
+        }
+    }
+}
+
+impl TryFrom<pb::ShardRecord> for checkpoint::ShardRecord {
+    type Error = WireError;
+    fn try_from(r: pb::ShardRecord) -> Result<Self, WireError> {
+        if r.sha256.len() != 64 || !r.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(WireError::invalid("shard.sha256", &r.sha256, "64 hex digits"));
+        }
+        if r.file != checkpoint::shard_file_name(r.rank) {
+            return Err(WireError::invalid("shard.file", &r.file, "rank-NNNNN.shard of its rank"));
+        }
+        Ok(checkpoint::ShardRecord {
+            rank: r.rank,
+            file: r.file,
+            bytes: r.bytes,
+            sha256: r.sha256,
+            digest: r.digest,
         })
     }
 }
@@ -294,6 +406,9 @@ impl From<&JobEvent> for pb::JobEvent {
             sim_step_time_s: e.sim_step_time_s,
             message: e.message.clone(),
             restarts: e.restarts,
+            checkpoint_step: e.checkpoint_step,
+            lost_steps: e.lost_steps,
+            recoveries: e.recoveries.iter().map(pb::Recovery::from).collect(),
         }
     }
 }
@@ -322,6 +437,9 @@ impl TryFrom<pb::JobEvent> for JobEvent {
             sim_step_time_s: e.sim_step_time_s,
             message: e.message,
             restarts: e.restarts,
+            checkpoint_step: e.checkpoint_step,
+            lost_steps: e.lost_steps,
+            recoveries: e.recoveries.into_iter().map(Recovery::from).collect(),
         })
     }
 }

@@ -14,7 +14,7 @@ mod convert_task;
 pub mod net;
 pub mod types;
 
-pub use convert_msg::MAX_NAME_BYTES;
+pub use convert_msg::{MAX_NAME_BYTES, MAX_SHARD_BYTES};
 pub use convert_task::MAX_RANKS;
 
 /// Generated wire types, clients and servers (package `choir.v1`).

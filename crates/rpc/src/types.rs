@@ -47,6 +47,15 @@ pub struct Assignment {
     pub digests: Vec<u64>,
     /// The first step to run.
     pub first_step: u32,
+    /// The job's checkpoint directory (a path every worker sees).
+    pub checkpoint_dir: String,
+    /// Restore the ranks' state from the committed checkpoint of `first_step` (checking that it gives
+    /// `digests`) rather than taking `digests` as given.
+    pub restore: bool,
+    /// Payload bytes of one rank's checkpoint shard.
+    pub shard_bytes: u64,
+    /// Fingerprint of the job's inputs.
+    pub fingerprint: String,
 }
 
 impl Assignment {
@@ -122,10 +131,13 @@ pub struct DataMessage {
 }
 
 /// An injected fault.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
-    /// The worker exits at once.
-    Kill,
+    /// The worker exits at once (or, `during_checkpoint`, half-way through writing its next shard).
+    Kill {
+        /// Die while writing the next checkpoint shard.
+        during_checkpoint: bool,
+    },
     /// The worker stops heartbeating and executing for this many seconds.
     Hang {
         /// Seconds.
@@ -138,6 +150,54 @@ pub enum Fault {
         /// Slow-down factor (≥ 1).
         factor: f64,
     },
+    /// For `duration_s` the worker answers no call from, and reaches no one but, the workers in `peers`.
+    Partition {
+        /// Seconds.
+        duration_s: f64,
+        /// Addresses of the workers on this worker's side.
+        peers: Vec<String>,
+    },
+    /// The coordinator corrupts one shard of a committed checkpoint (0: the latest).
+    CorruptCheckpoint {
+        /// Steps done of the checkpoint.
+        step: u32,
+    },
+}
+
+impl Fault {
+    /// The fault's name as the CLI and the event stream spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } => "kill",
+            Fault::Hang { .. } => "hang",
+            Fault::Slow { .. } => "slow",
+            Fault::Partition { .. } => "partition",
+            Fault::CorruptCheckpoint { .. } => "corrupt-checkpoint",
+        }
+    }
+}
+
+/// One failure and the recovery from it, as the coordinator measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// What failed (`kill`, `hang`, `slow`, `partition`, `corrupt-checkpoint`; `lost` when not injected).
+    pub fault: String,
+    /// What it hit.
+    pub target: String,
+    /// How the coordinator noticed.
+    pub cause: String,
+    /// Seconds from injection to detection (negative: the fault's time is unknown).
+    pub detect_s: f64,
+    /// Seconds from injection (or detection) to the first step finished after the restore (negative: not yet).
+    pub recover_s: f64,
+    /// The checkpoint restored (steps done).
+    pub restored_step: u32,
+    /// Steps lost (run, then redone).
+    pub lost_steps: u32,
+    /// Newer checkpoints passed over, and why.
+    pub skipped: Vec<String>,
+    /// Unix time of the detection, seconds.
+    pub detected_unix_s: f64,
 }
 
 /// A worker's registration.
@@ -218,6 +278,12 @@ pub struct JobEvent {
     pub message: String,
     /// Restarts used.
     pub restarts: u32,
+    /// The newest committed checkpoint (steps done; 0: none).
+    pub checkpoint_step: u32,
+    /// Steps run and then lost to failures.
+    pub lost_steps: u32,
+    /// Failures recovered from, oldest first.
+    pub recoveries: Vec<Recovery>,
 }
 
 /// A registered worker as listed by the coordinator.
