@@ -97,6 +97,7 @@ fn main() {
         step_timeout: Duration::from_secs(60),
         max_restarts: 0,
         record_ops: false,
+        checkpoint_dir: std::env::temp_dir().join(format!("choir-heartbeat-bench-{}", std::process::id())),
         linger: false,
         security: rpc::net::Security { token: Some("bench".into()), tls: None },
         log: Arc::new(|_: &str| {}),

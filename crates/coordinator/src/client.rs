@@ -63,16 +63,33 @@ pub async fn cancel(url: &str, security: &rpc::net::Security) -> Result<(), Coor
     Ok(())
 }
 
-/// Injects a fault into a worker through the coordinator.
+/// What an injected fault hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A worker, by id.
+    Worker(String),
+    /// The worker(s) hosting these ranks (a partition cuts them all off together).
+    Ranks(Vec<u32>),
+    /// Nothing in particular (corrupting a checkpoint).
+    Job,
+}
+
+/// Injects a fault through the coordinator; returns what the coordinator did.
 pub async fn inject_fault(
     url: &str,
     security: &rpc::net::Security,
-    worker_id: &str,
+    target: Target,
     fault: Fault,
-) -> Result<(), CoordinatorError> {
+) -> Result<String, CoordinatorError> {
     let mut c = client(url, security).await?;
-    c.inject_fault(pb::InjectFaultRequest { worker_id: worker_id.to_string(), fault: Some(fault.into()) })
+    let (worker_id, ranks) = match target {
+        Target::Worker(id) => (id, vec![]),
+        Target::Ranks(r) => (String::new(), r),
+        Target::Job => (String::new(), vec![]),
+    };
+    let reply = c
+        .inject_fault(pb::InjectFaultRequest { worker_id, fault: Some(fault.into()), ranks })
         .await
         .map_err(status_error(url))?;
-    Ok(())
+    Ok(reply.into_inner().detail)
 }

@@ -9,6 +9,9 @@
 //! seed = 0
 //! time_scale = 10.0              # live seconds per simulated second
 //! payload_scale = 1024           # emulated payload bytes = op bytes / payload_scale
+//! [checkpoint]
+//! every = 5                      # steps between checkpoints
+//! keep = 3                       # committed checkpoints kept on disk
 //! [plan]
 //! tp = 1
 //! pp = 2
@@ -49,8 +52,30 @@ pub struct JobFile {
     /// Cap on one data-plane message's payload.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: u64,
+    /// Checkpointing.
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
     /// The parallel plan.
     pub plan: PlanSection,
+}
+
+/// The `[checkpoint]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSection {
+    /// Steps between checkpoints (the last step is always checkpointed).
+    pub every: u32,
+    /// Committed checkpoints kept on disk (older ones are removed).
+    pub keep: u32,
+    /// Cap on one rank's emulated shard payload. The payload stands for the rank's weights and Adam state
+    /// (bytes per parameter from the plan's precision) divided by `payload_scale`.
+    pub max_shard_bytes: u64,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        CheckpointSection { every: 5, keep: 3, max_shard_bytes: 16 << 20 }
+    }
 }
 
 /// The `[plan]` table: the flags of `choir sim` that a job needs.
@@ -150,6 +175,19 @@ pub fn parse(text: &str) -> Result<JobFile, CoordinatorError> {
     {
         return bad("name", format!("{:?}", job.name), "1-64 characters of [A-Za-z0-9_-]");
     }
+    if job.checkpoint.every == 0 {
+        return bad("checkpoint.every", "0".into(), "at least 1 step");
+    }
+    if job.checkpoint.keep == 0 {
+        return bad("checkpoint.keep", "0".into(), "at least 1 checkpoint");
+    }
+    if job.checkpoint.max_shard_bytes > rpc::MAX_SHARD_BYTES {
+        return bad(
+            "checkpoint.max_shard_bytes",
+            job.checkpoint.max_shard_bytes.to_string(),
+            "at most 1 GiB",
+        );
+    }
     job.plan()?;
     Ok(job)
 }
@@ -223,6 +261,8 @@ pub struct PreparedJob {
     pub durations_s: Vec<Vec<f64>>,
     /// Simulated step time, seconds.
     pub sim_step_time_s: f64,
+    /// Emulated payload bytes of one rank's checkpoint shard.
+    pub shard_bytes: u64,
 }
 
 impl PreparedJob {
@@ -253,7 +293,15 @@ pub fn prepare(
     let fingerprint = crate::journal::sha256_hex(
         format!("{file:?}|{}|{}|{}", spec.name, cluster_spec.name, program.ops_per_replica()).as_bytes(),
     );
+    // A rank holds its 1/(tp·pp) of the weights and their Adam state (ZeRO only spreads what is already
+    // replicated over dp, so a checkpoint still writes every rank's share once per dp group; emulated here
+    // per rank, scaled down like the data plane's payloads).
+    let state = plan.state_bytes();
+    let rank_state = model::param_counts(spec).total as f64 * (state.weights + state.optimizer)
+        / f64::from(plan.tp * plan.pp);
+    let shard_bytes = ((rank_state / file.payload_scale as f64) as u64).min(file.checkpoint.max_shard_bytes);
     Ok(PreparedJob {
+        shard_bytes,
         id: format!("{}-{}", file.name, &fingerprint[..8]),
         file: file.clone(),
         fingerprint,

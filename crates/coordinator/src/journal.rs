@@ -34,6 +34,22 @@ pub struct JournalState {
     pub restarts: u32,
     /// Whether the job finished.
     pub finished: bool,
+    /// The newest committed checkpoint (steps done; 0: none).
+    #[serde(default)]
+    pub checkpoint_step: u32,
+    /// Checkpoints committed.
+    #[serde(default)]
+    pub checkpoints: u32,
+    /// Steps run and then lost to failures.
+    #[serde(default)]
+    pub lost_steps: u32,
+    /// Rendezvous rounds so far: every round gets its own run id, so that a message from an abandoned round
+    /// can never be taken for one of the next.
+    #[serde(default)]
+    pub rounds: u32,
+    /// Failures recovered from.
+    #[serde(default)]
+    pub recoveries: Vec<rpc::types::Recovery>,
 }
 
 /// Where the journal lives.
@@ -97,6 +113,11 @@ mod tests {
             step_wall_s: vec![0.1, 0.2, 0.3],
             restarts: 1,
             finished: false,
+            checkpoint_step: 0,
+            checkpoints: 0,
+            lost_steps: 0,
+            rounds: 1,
+            recoveries: vec![],
         }
     }
 

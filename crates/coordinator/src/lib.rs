@@ -8,8 +8,12 @@
 //! digests after every step so that a restarted coordinator resumes where it stopped.
 //!
 //! Liveness: workers heartbeat on a stream. A broken stream (a killed process) marks its worker dead at
-//! once; silence for `misses × interval` (a hung process) does too. A dead worker fails the running step;
-//! with restarts left the coordinator goes back to rendezvous and resumes from the last journalled step.
+//! once; silence for `misses × interval` (a hung or partitioned process) does too, and so does a failed call.
+//! A dead worker fails the running step; with restarts left the coordinator goes back to rendezvous (taking a
+//! spare worker, or waiting for one to rejoin), rolls everyone back to the newest checkpoint that verifies
+//! and runs on. Every `checkpoint.every` steps the workers write their shards and the coordinator commits
+//! the checkpoint (see the `checkpoint` crate). Failures, with detection and recovery times, are in the job's
+//! event stream and outcome.
 //!
 //! Status is served over gRPC (`GetStatus`, `WatchJob`, `ListWorkers`) and HTTP (`/status`, `/metrics`).
 
@@ -59,6 +63,9 @@ pub struct Config {
     pub max_restarts: u32,
     /// Keep per-op timings of every step in the outcome.
     pub record_ops: bool,
+    /// Where checkpoints go: one subdirectory per job id. Workers write their shards there too, so on
+    /// several machines it must be a shared file system mounted at the same path everywhere.
+    pub checkpoint_dir: std::path::PathBuf,
     /// Keep serving status after the job ends, until stopped.
     pub linger: bool,
     /// Token and TLS.
@@ -103,6 +110,16 @@ pub struct JobOutcome {
     pub digests: BTreeMap<u32, u64>,
     /// Per-step op timings (when `record_ops`; only steps run by this coordinator process).
     pub records: Vec<StepRecord>,
+    /// The job's checkpoint directory.
+    pub checkpoint_dir: std::path::PathBuf,
+    /// The newest committed checkpoint (steps done; 0: none).
+    pub checkpoint_step: u32,
+    /// Checkpoints committed.
+    pub checkpoints: u32,
+    /// Steps run and then lost to failures.
+    pub lost_steps: u32,
+    /// Failures recovered from, with detection and recovery times.
+    pub recoveries: Vec<rpc::types::Recovery>,
 }
 
 /// What can go wrong in the coordinator.
@@ -219,6 +236,8 @@ impl Bound {
         let Bound { config, grpc, http, .. } = self;
         let (submit_tx, mut submit_rx) = mpsc::channel(1);
         let shared = Arc::new(state::Shared {
+            checkpoint_root: config.checkpoint_dir.clone(),
+            injected: Default::default(),
             registry: Default::default(),
             changes: watch::channel(0).0,
             job: watch::channel(state::no_job(config.nnodes)).0,
@@ -367,6 +386,11 @@ fn cancelled_outcome(shared: &state::Shared) -> JobOutcome {
         restarts: e.restarts,
         digests: BTreeMap::new(),
         records: vec![],
+        checkpoint_dir: std::path::PathBuf::new(),
+        checkpoint_step: e.checkpoint_step,
+        checkpoints: 0,
+        lost_steps: e.lost_steps,
+        recoveries: e.recoveries,
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rpc::pb;
 use rpc::types::{Fault, JobState, Registration};
@@ -17,6 +16,35 @@ use crate::state::Shared;
 pub(crate) struct CoordinatorService {
     pub(crate) shared: Arc<Shared>,
     pub(crate) security: rpc::net::Security,
+}
+
+fn join(ranks: &[u32]) -> String {
+    ranks.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl CoordinatorService {
+    /// Flips a byte in one shard of a committed checkpoint of the current job (0: the latest).
+    async fn corrupt_checkpoint(&self, step: u32) -> Result<Response<pb::InjectFaultResponse>, Status> {
+        let job_id = self.shared.job.borrow().job_id.clone();
+        if job_id.is_empty() {
+            return Err(Status::failed_precondition("no job yet: nothing to corrupt"));
+        }
+        let store = self.shared.checkpoint_store(&job_id).map_err(|e| Status::internal(e.to_string()))?;
+        let step = if step == 0 {
+            store.latest().ok_or_else(|| Status::failed_precondition("no checkpoint committed yet"))?
+        } else {
+            step
+        };
+        let s2 = store.clone();
+        let file = tokio::task::spawn_blocking(move || s2.corrupt(step))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        let target = format!("checkpoint of step {step} ({})", file.display());
+        self.shared.injected("corrupt-checkpoint", target.clone());
+        (self.shared.log)(&format!("corrupted {target}"));
+        Ok(Response::new(pb::InjectFaultResponse { detail: format!("corrupted one byte of {target}") }))
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -156,21 +184,65 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<pb::InjectFaultResponse>, Status> {
         let req = req.into_inner();
         let fault = Fault::try_from(req.fault.ok_or_else(|| Status::invalid_argument("fault is missing"))?)?;
-        let address = self
-            .shared
-            .worker_infos()
-            .into_iter()
-            .find(|w| w.worker_id == req.worker_id && w.alive)
-            .map(|w| w.address)
-            .ok_or_else(|| Status::not_found(format!("no live worker {:?}", req.worker_id)))?;
-        let channel = rpc::net::connect(&address, &self.security, Duration::from_secs(5))
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        let mut client =
-            rpc::net::worker_client(channel, &self.security).map_err(|e| Status::internal(e.to_string()))?;
-        client.inject_fault(pb::Fault::from(fault)).await?;
-        (self.shared.log)(&format!("forwarded {fault:?} to worker {}", req.worker_id));
-        Ok(Response::new(pb::InjectFaultResponse {}))
+        if let Fault::CorruptCheckpoint { step } = fault {
+            return self.corrupt_checkpoint(step).await;
+        }
+        // The workers to hit: by id, or those hosting the ranks.
+        let targets: Vec<(String, String, Vec<u32>)> = if !req.worker_id.is_empty() {
+            let w = self
+                .shared
+                .worker_infos()
+                .into_iter()
+                .find(|w| w.worker_id == req.worker_id && w.alive)
+                .ok_or_else(|| Status::not_found(format!("no live worker {:?}", req.worker_id)))?;
+            vec![(w.worker_id, w.address, w.ranks)]
+        } else if !req.ranks.is_empty() {
+            let hosts = self.shared.hosts_of(&req.ranks);
+            if hosts.is_empty() {
+                return Err(Status::not_found(format!(
+                    "no live worker hosts rank(s) {:?} (ranks are assigned once the job runs)",
+                    req.ranks
+                )));
+            }
+            hosts
+        } else {
+            return Err(Status::invalid_argument("name a worker_id or ranks to inject into"));
+        };
+        let target = targets
+            .iter()
+            .map(|(id, _, ranks)| format!("worker {id} (ranks {})", join(ranks)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A partition cuts the targets off from everyone else; they still reach each other.
+        let side: Vec<String> = targets.iter().map(|(_, a, _)| a.clone()).collect();
+        // Recorded before sending: the fault may be detected before the call returns.
+        let name = match fault {
+            Fault::Kill { during_checkpoint: true } => "kill".to_string(),
+            ref f => f.name().to_string(),
+        };
+        self.shared.injected(&name, target.clone());
+        for (id, address, _) in &targets {
+            let fault = match &fault {
+                Fault::Partition { duration_s, .. } => {
+                    Fault::Partition { duration_s: *duration_s, peers: side.clone() }
+                }
+                f => f.clone(),
+            };
+            let channel = rpc::net::connect(address, &self.security, std::time::Duration::from_secs(5))
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            let mut client = rpc::net::worker_client(channel, &self.security)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            client.inject_fault(pb::Fault::from(fault)).await?;
+            (self.shared.log)(&format!("injected {name} into worker {id}"));
+        }
+        let detail = match fault {
+            Fault::Kill { during_checkpoint: true } => {
+                format!("kill armed for the next checkpoint write of {target}")
+            }
+            _ => format!("{name} sent to {target}"),
+        };
+        Ok(Response::new(pb::InjectFaultResponse { detail }))
     }
 
     async fn get_status(

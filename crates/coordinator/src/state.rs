@@ -55,8 +55,23 @@ impl HeartbeatPolicy {
     }
 }
 
+/// A fault injected through the coordinator, waiting to be detected.
+#[derive(Debug, Clone)]
+pub(crate) struct Injected {
+    /// Its kind (`kill`, `hang`, ...).
+    pub(crate) fault: String,
+    /// What it hit.
+    pub(crate) target: String,
+    /// When it was sent.
+    pub(crate) at: Instant,
+}
+
 /// Everything the service, the HTTP endpoint and the driver share.
 pub(crate) struct Shared {
+    /// Where jobs keep their checkpoints (one subdirectory per job id).
+    pub(crate) checkpoint_root: std::path::PathBuf,
+    /// Faults injected and not yet matched with a detection, oldest first.
+    pub(crate) injected: Mutex<Vec<Injected>>,
     pub(crate) registry: Mutex<Registry>,
     /// Bumped on every registration and death: wakes the rendezvous and the driver.
     pub(crate) changes: watch::Sender<u64>,
@@ -153,6 +168,37 @@ impl Shared {
         }
     }
 
+    /// The checkpoint store of a job.
+    pub(crate) fn checkpoint_store(
+        &self,
+        job_id: &str,
+    ) -> Result<checkpoint::Store, checkpoint::CheckpointError> {
+        checkpoint::Store::open(self.checkpoint_root.join(job_id))
+    }
+
+    /// Records an injected fault.
+    pub(crate) fn injected(&self, fault: &str, target: String) {
+        let entry = Injected { fault: fault.to_string(), target, at: Instant::now() };
+        self.injected.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+    }
+
+    /// Takes the oldest injected fault of one of `kinds`, if any.
+    pub(crate) fn take_injected(&self, kinds: &[&str]) -> Option<Injected> {
+        let mut v = self.injected.lock().unwrap_or_else(|p| p.into_inner());
+        let i = v.iter().position(|f| kinds.contains(&f.fault.as_str()))?;
+        Some(v.remove(i))
+    }
+
+    /// The ranks each live worker hosts, and its address.
+    pub(crate) fn hosts_of(&self, ranks: &[u32]) -> Vec<(String, String, Vec<u32>)> {
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        r.workers
+            .iter()
+            .filter(|(_, w)| w.alive && w.ranks.iter().any(|x| ranks.contains(x)))
+            .map(|(id, w)| (id.clone(), w.reg.address.clone(), w.ranks.clone()))
+            .collect()
+    }
+
     /// Alive workers in the order they joined.
     pub(crate) fn alive_workers(&self) -> Vec<(String, Registration)> {
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -222,6 +268,9 @@ pub(crate) fn no_job(nnodes: u32) -> JobEvent {
         sim_step_time_s: 0.0,
         message: String::new(),
         restarts: 0,
+        checkpoint_step: 0,
+        lost_steps: 0,
+        recoveries: vec![],
     }
 }
 

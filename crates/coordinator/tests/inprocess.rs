@@ -27,6 +27,7 @@ fn job(steps: u32) -> coordinator::PreparedJob {
 async fn start_coordinator(
     max_restarts: u32,
     job: coordinator::PreparedJob,
+    checkpoints: &std::path::Path,
 ) -> (String, tokio::task::JoinHandle<Result<coordinator::JobOutcome, coordinator::CoordinatorError>>) {
     let config = coordinator::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -37,6 +38,7 @@ async fn start_coordinator(
         step_timeout: Duration::from_secs(30),
         max_restarts,
         record_ops: true,
+        checkpoint_dir: checkpoints.to_path_buf(),
         linger: false,
         security: security(),
         log: quiet(),
@@ -68,7 +70,8 @@ async fn a_job_runs_every_op_in_schedule_order_and_reproduces_its_state() {
     for _ in 0..2 {
         let job = job(3);
         let program = job.program.clone();
-        let (url, coord) = start_coordinator(0, job).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (url, coord) = start_coordinator(0, job, dir.path()).await;
         let workers: Vec<_> = (0..4).map(|i| start_worker(&url, &format!("w{i}"))).collect();
         let outcome = coord.await.unwrap().unwrap();
         assert_eq!(outcome.state, JobState::Succeeded);
@@ -93,12 +96,13 @@ async fn a_job_runs_every_op_in_schedule_order_and_reproduces_its_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_is_replaced_and_nothing_is_lost() {
-    let (url, coord) = start_coordinator(0, job(5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, coord) = start_coordinator(0, job(5), &dir.path().join("clean")).await;
     let _clean: Vec<_> = (0..4).map(|i| start_worker(&url, &format!("c{i}"))).collect();
     let clean = coord.await.unwrap().unwrap();
     assert_eq!(clean.state, JobState::Succeeded);
 
-    let (url, coord) = start_coordinator(1, job(5)).await;
+    let (url, coord) = start_coordinator(1, job(5), &dir.path().join("faulty")).await;
     let workers: Vec<_> = (0..4).map(|i| start_worker(&url, &format!("f{i}"))).collect();
     // Wait for step 2, then kill the first worker and bring a replacement.
     let last = loop {
@@ -109,13 +113,23 @@ async fn a_killed_worker_is_replaced_and_nothing_is_lost() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let victim = last.iter().find(|w| w.alive && w.ranks.contains(&0)).unwrap().worker_id.clone();
-    coordinator::client::inject_fault(&url, &security(), &victim, Fault::Kill).await.unwrap();
+    let target = coordinator::client::Target::Worker(victim);
+    coordinator::client::inject_fault(&url, &security(), target, Fault::Kill { during_checkpoint: false })
+        .await
+        .unwrap();
     let replacement = start_worker(&url, "spare");
     let outcome = coord.await.unwrap().unwrap();
     assert_eq!(outcome.state, JobState::Succeeded, "{}", outcome.message);
     assert_eq!(outcome.restarts, 1);
     assert_eq!(outcome.steps_done, 5);
     assert_eq!(outcome.digests, clean.digests, "the state after recovery differs from the fault-free run");
+    // The default job checkpoints every 5 steps: the kill after step 2 lost the steps since the start.
+    assert_eq!(outcome.recoveries.len(), 1, "{:#?}", outcome.recoveries);
+    let r = &outcome.recoveries[0];
+    assert_eq!(r.fault, "kill");
+    assert!(r.detect_s >= 0.0 && r.recover_s >= r.detect_s, "{r:?}");
+    assert_eq!(outcome.lost_steps, r.lost_steps);
+    assert_eq!(outcome.checkpoint_step, 5);
     let mut killed = 0;
     for w in workers {
         if matches!(w.await.unwrap(), Err(worker::WorkerError::Killed)) {

@@ -178,7 +178,7 @@ impl Fault {
 }
 
 /// One failure and the recovery from it, as the coordinator measured it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Recovery {
     /// What failed (`kill`, `hang`, `slow`, `partition`, `corrupt-checkpoint`; `lost` when not injected).
     pub fault: String,

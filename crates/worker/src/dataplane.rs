@@ -13,6 +13,7 @@ use rpc::types::{Channel, DataMessage};
 use tokio::sync::oneshot;
 
 use crate::WorkerError;
+use crate::faults::FaultState;
 use crate::job::Job;
 
 /// Messages a worker buffers at most before refusing more.
@@ -104,13 +105,19 @@ pub struct DataPlane {
     /// Messages for local ranks.
     pub mailbox: Mailbox,
     security: Security,
+    faults: std::sync::Arc<FaultState>,
     peers: tokio::sync::Mutex<BTreeMap<String, WorkerClient>>,
 }
 
 impl DataPlane {
-    /// An empty data plane dialling peers with `security`.
-    pub fn new(security: Security) -> DataPlane {
-        DataPlane { mailbox: Mailbox::default(), security, peers: tokio::sync::Mutex::new(BTreeMap::new()) }
+    /// An empty data plane dialling peers with `security`; an injected partition cuts peers off.
+    pub fn new(security: Security, faults: std::sync::Arc<FaultState>) -> DataPlane {
+        DataPlane {
+            mailbox: Mailbox::default(),
+            security,
+            faults,
+            peers: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Sends a message to its destination rank, wherever it lives.
@@ -123,6 +130,9 @@ impl DataPlane {
             .address_of(msg.dst_rank)
             .ok_or_else(|| WorkerError::DataPlane(format!("rank {} has no address", msg.dst_rank)))?
             .to_string();
+        if self.faults.cut_off_from(&address) {
+            return Err(WorkerError::DataPlane(format!("{address} is across a network partition")));
+        }
         let mut client = self.client(&address).await?;
         client
             .deliver(rpc::pb::DataMessage::from(msg))

@@ -150,8 +150,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()> + Send) -> Resul
         .map_err(|e| WorkerError::Serve { addr: config.listen.to_string(), reason: e.to_string() })?;
     let address =
         config.advertise.clone().unwrap_or_else(|| format!("{}://{local}", config.security.scheme()));
-    let plane = Arc::new(DataPlane::new(config.security.clone()));
     let faults = Arc::new(FaultState::default());
+    let plane = Arc::new(DataPlane::new(config.security.clone(), faults.clone()));
     let backend: Arc<dyn Backend> = match config.backend {
         BackendKind::Emulate => Arc::new(emulate::Emulate::new(plane.clone(), faults.clone())),
     };
@@ -162,6 +162,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()> + Send) -> Resul
         backend,
         job: std::sync::Mutex::new(None),
         step_lock: tokio::sync::Mutex::new(()),
+        running: std::sync::Mutex::new(None),
         self_address: address.clone(),
         events,
         log: config.log.clone(),

@@ -102,7 +102,7 @@ async fn heartbeat(
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if shared.faults.hung_for().is_some() {
+                if shared.faults.silent() {
                     continue;
                 }
                 seq += 1;
