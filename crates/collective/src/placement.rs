@@ -6,7 +6,7 @@ use topology::{Cluster, GpuId, IntraKind as TopoIntraKind, LinkKind};
 use crate::analytical::{CollectiveConfig, CollectiveCost, Communicator};
 use crate::error::CollectiveError;
 use crate::flow::LinkSpec;
-use crate::flow::collectives::FlowConfig;
+use crate::flow::collectives::{FlowCollective, FlowConfig, FlowSim, InSwitchRates};
 use crate::flow::fabric::Router;
 use crate::nccl::constants::{self as k, Hw};
 use crate::op::{Algorithm, Op, Protocol};
@@ -71,11 +71,30 @@ pub fn comm_shape(cluster: &Cluster, group: &Group) -> Result<CommShape, Collect
         intra_latency_s: intra.latency_s,
         nvls_capable: intra.nvls,
         nic_bytes_per_s: spec.node.nic.bandwidth_bytes_per_s,
-        nics_per_node: spec.node.nics_per_node as usize,
+        nics_per_node: nics_reached(cluster, group)?,
         net_latency_s,
     };
     shape.validate()?;
     Ok(shape)
+}
+
+/// The NICs per node the group can send through: the fewest distinct NICs that the group's GPUs on one node
+/// reach (two GPUs sharing a NIC share its bandwidth; a node's other NICs serve other GPUs).
+fn nics_reached(cluster: &Cluster, group: &Group) -> Result<usize, CollectiveError> {
+    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(group.len());
+    for &rank in group {
+        let gpu = cluster.gpu(rank).map_err(topo)?;
+        if let Some(nic) = cluster.nic_index_of(gpu) {
+            pairs.push((cluster.node_of(gpu).0, nic));
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut fewest = usize::MAX;
+    for node in pairs.chunk_by(|a, b| a.0 == b.0) {
+        fewest = fewest.min(node.len());
+    }
+    Ok(if fewest == usize::MAX { cluster.spec().node.nics_per_node as usize } else { fewest })
 }
 
 /// Time of one collective on `group` of `cluster` under the analytical model. For repeated calls on the same
@@ -90,25 +109,67 @@ pub fn collective_time(
     Communicator::new(&comm_shape(cluster, group)?, config)?.time(op, bytes)
 }
 
+/// One collective alone on an idle `cluster` under the flow model, run with the algorithm and protocol the
+/// analytical model picks for it (as `choir collective --network flow` does): the analytical cost (which names
+/// them) and the flow model's seconds.
+pub fn flow_time(
+    cluster: &Cluster,
+    group: &Group,
+    op: Op,
+    bytes: u64,
+    config: &CollectiveConfig,
+) -> Result<(CollectiveCost, f64), CollectiveError> {
+    let shape = comm_shape(cluster, group)?;
+    let cost = Communicator::new(&shape, config)?.time(op, bytes)?;
+    let mut sim = FlowSim::new(ClusterRouter::new(cluster))?;
+    sim.submit(&FlowCollective {
+        ranks: group.to_vec(),
+        op,
+        bytes,
+        algorithm: cost.algorithm,
+        config: flow_config(&shape, cost.protocol),
+        tag: 0,
+    })?;
+    let done = sim.run_to_idle()?;
+    let seconds = done.first().map_or(0.0, |d| d.end_s - d.start_s);
+    Ok((cost, seconds))
+}
+
 /// NCCL-like flow settings for a group: as many channels as NCCL's ring graph has, NCCL's per-step hardware
-/// latency for the protocol (ring row of `hwLatencies`, tuning.cc), and for LL / LL128 a per-flow cap of the
+/// latency for the protocol (ring row of `hwLatencies`, tuning.cc; network hops and intra-node hops of a group
+/// over several nodes each their own, as NCCL's ring latency has them), for LL / LL128 a per-flow cap of the
 /// protocol's share of a channel's bandwidth (LL moves 4 data bytes per 8-byte line: 0.5; LL128 120 of 128: NCCL's
-/// 0.92 factor, tuning.cc).
+/// 0.92 factor, tuning.cc), and NCCL's NVLS / NVLS-tree algorithm bandwidths for the flows through the
+/// reducing switch.
 pub fn flow_config(shape: &CommShape, protocol: Protocol) -> FlowConfig {
     let (ring, _) = crate::nccl::tune::graphs(shape);
-    let hw = match (shape.n_nodes, shape.intra_kind) {
-        (1, IntraKind::NvSwitch) => Hw::NvLink,
-        (1, IntraKind::Pcie) => Hw::Pci,
-        _ => Hw::Net,
+    let tables = crate::nccl::tune::build(shape, true, k::NET_OVERHEAD_US);
+    let algbw = |op: Op, algorithm: Algorithm| {
+        let gbs = tables.cells[op.index()][algorithm.index()][Protocol::Simple.index()].bw_gbs;
+        if gbs > 0.0 { gbs * 1e9 } else { f64::INFINITY }
     };
+    let in_switch = InSwitchRates {
+        nvls_all_reduce_bytes_per_s: algbw(Op::AllReduce, Algorithm::Nvls),
+        nvls_all_gather_bytes_per_s: algbw(Op::AllGather, Algorithm::Nvls),
+        nvls_reduce_scatter_bytes_per_s: algbw(Op::ReduceScatter, Algorithm::Nvls),
+        nvls_tree_all_reduce_bytes_per_s: algbw(Op::AllReduce, Algorithm::NvlsTree),
+    };
+    let intra_hw = if shape.intra_kind == IntraKind::NvSwitch { Hw::NvLink } else { Hw::Pci };
+    let hw = if shape.n_nodes == 1 { intra_hw } else { Hw::Net };
+    // NCCL's ring latency for a group over several nodes charges its intra-node steps the intra-node hardware
+    // latency, at least the network post overhead (tripled for Simple), as `tune` does.
+    let overhead_us = k::NET_OVERHEAD_US * if protocol == Protocol::Simple { 3.0 } else { 1.0 };
+    let intra_step_us = k::hw_lat_us(intra_hw, Algorithm::Ring, protocol).max(overhead_us);
     FlowConfig {
         channels: ring.n_channels as u32,
         step_latency_s: k::hw_lat_us(hw, Algorithm::Ring, protocol) * 1e-6,
+        intra_step_latency_s: intra_step_us * 1e-6,
         rate_cap_bytes_per_s: match protocol {
             Protocol::Ll => 0.5 * ring.bw_intra_gbs * 1e9,
             Protocol::Ll128 => 0.92 * ring.bw_intra_gbs * 1e9,
             Protocol::Simple => f64::INFINITY,
         },
+        in_switch,
     }
 }
 
@@ -170,6 +231,10 @@ impl Router for ClusterRouter<'_> {
         self.cluster.node_of(GpuId(gpu)).0
     }
 
+    fn nic_of(&self, gpu: u32) -> Option<u32> {
+        self.cluster.nic_index_of(GpuId(gpu))
+    }
+
     fn reduction_ports(&self, gpu: u32) -> Option<(u32, u32)> {
         if !self.cluster.intra().nvls {
             return None;
@@ -184,3 +249,7 @@ impl Router for ClusterRouter<'_> {
         Some((up, down))
     }
 }
+
+#[cfg(test)]
+#[path = "placement_tests.rs"]
+mod tests;

@@ -3,19 +3,28 @@
 //! Lowerings (each channel is its own set of flows with its own ECMP hash):
 //! - **ring** (all-reduce 2(n−1) steps, all-gather / reduce-scatter n−1 steps): every step, every rank sends
 //!   S/(n·channels) to its ring successor; a step ends when all its flows are delivered. Ranks are ordered by
-//!   node so that a ring crosses each node boundary once. On an idle network this is exactly the α-β ring:
-//!   2(n−1)·(α + S/(n·B)).
+//!   node so that a ring crosses each node boundary once, on one rail; where GPUs share a NIC, each channel
+//!   crosses through its own NIC. Every step pays the ring's mean hop latency (NCCL's ring latency: each step
+//!   the latency of the hop it crosses, intra- or inter-node). On an idle network this is exactly the α-β
+//!   ring: 2(n−1)·(α + S/(n·B)).
 //! - **chain** (broadcast, reduce): the pipelined ring: every edge of the chain carries S at once, plus
 //!   (n−1) step latencies of pipeline fill.
-//! - **tree** (all-reduce): two binary trees (the second over the rank order rotated by one, so most interior
-//!   ranks of one are leaves of the other, as in NCCL's double binary tree), each carrying S/2 up and S/2 down
-//!   on every edge at once (the pipelined steady state), plus 2·depth step latencies.
-//! - **nvls** (single node): every GPU sends its data up to the switch and receives the result down, at once.
+//! - **tree** (all-reduce): NCCL's double binary tree (`ncclGetDtree`: every rank interior in at most one of
+//!   the two), each tree carrying S/2 up and S/2 down on every edge at once (the pipelined steady state), plus
+//!   2·depth step latencies.
+//! - **nvls** (single node): every GPU sends its data up to the switch and receives the result down, at once,
+//!   no faster than NCCL's NVLS algorithm bandwidth ([`InSwitchRates`]).
+//! - **nvls-tree** (all-reduce over nodes): NCCL runs the in-node NVLS reduction, the inter-node double binary
+//!   tree (one per rail: each GPU carries its 1/ppn share through its own NIC) and the NVLS multicast as one
+//!   pipeline, so the lowering is their steady state in one phase: every GPU's switch flows (S each way, no
+//!   faster than NCCL's NVLS-tree bandwidth) together with, on every rail, the double binary tree over the
+//!   nodes carrying S/(2·ppn) per tree on every edge both ways.
 //! - **hierarchical**: ring reduce-scatter inside every node, ring all-reduce of 1/ppn of the data on every rail,
-//!   ring all-gather inside every node (all-gather / reduce-scatter: the matching two phases).
+//!   ring all-gather inside every node (all-gather / reduce-scatter: the matching two phases), one after the
+//!   other (choir's own algorithm, not NCCL's).
 //! - **direct** (all-to-all, send/recv): every pair at once.
 //!
-//! `nvls-tree` is lowered as hierarchical and `pat` as ring.
+//! `pat` is lowered as ring.
 
 use crate::error::CollectiveError;
 use crate::flow::fabric::{Router, mix};
@@ -28,15 +37,55 @@ use crate::op::{Algorithm, Op};
 pub struct FlowConfig {
     /// Parallel channels (rings or tree pairs); each is its own flows with its own ECMP hash.
     pub channels: u32,
-    /// Software/protocol latency of one step, added to every flow's path latency, seconds.
+    /// Software/protocol latency of one step over a hop between nodes (or over any hop when the group sits in
+    /// one node), added to the flow's path latency, seconds.
     pub step_latency_s: f64,
+    /// Software/protocol latency of one step over a hop inside a node when the group spans several nodes,
+    /// seconds.
+    pub intra_step_latency_s: f64,
     /// Cap on every flow's rate (NIC line rate × protocol efficiency), bytes/s; `f64::INFINITY` for none.
     pub rate_cap_bytes_per_s: f64,
+    /// How fast NCCL's in-switch reduction kernels move data (caps the flows through the reducing switch).
+    pub in_switch: InSwitchRates,
 }
 
 impl Default for FlowConfig {
     fn default() -> Self {
-        FlowConfig { channels: 1, step_latency_s: 0.0, rate_cap_bytes_per_s: f64::INFINITY }
+        FlowConfig {
+            channels: 1,
+            step_latency_s: 0.0,
+            intra_step_latency_s: 0.0,
+            rate_cap_bytes_per_s: f64::INFINITY,
+            in_switch: InSwitchRates::default(),
+        }
+    }
+}
+
+/// NCCL's algorithm bandwidths (bytes of the nccl-tests buffer per second) of its in-switch reduction
+/// algorithms on a group. The NVLS kernels move data through the NVSwitch below the link rate (NCCL's
+/// `nvlsEfficiency`, per-channel caps), so the flows through the reducing switch are capped such that a GPU's
+/// traffic for a collective of S bytes takes at least S / algbw; links shared with other traffic can slow it
+/// further. `f64::INFINITY` = no cap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InSwitchRates {
+    /// NVLS all-reduce (single node).
+    pub nvls_all_reduce_bytes_per_s: f64,
+    /// NVLS all-gather (single node).
+    pub nvls_all_gather_bytes_per_s: f64,
+    /// NVLS reduce-scatter (single node).
+    pub nvls_reduce_scatter_bytes_per_s: f64,
+    /// NVLS-tree all-reduce (several nodes).
+    pub nvls_tree_all_reduce_bytes_per_s: f64,
+}
+
+impl Default for InSwitchRates {
+    fn default() -> Self {
+        InSwitchRates {
+            nvls_all_reduce_bytes_per_s: f64::INFINITY,
+            nvls_all_gather_bytes_per_s: f64::INFINITY,
+            nvls_reduce_scatter_bytes_per_s: f64::INFINITY,
+            nvls_tree_all_reduce_bytes_per_s: f64::INFINITY,
+        }
     }
 }
 
@@ -77,6 +126,8 @@ struct Run {
     start_s: f64,
     tag: u64,
     config: FlowConfig,
+    /// Whether the group spans several nodes (then hops inside a node take `intra_step_latency_s`).
+    multi_node: bool,
 }
 
 /// Collectives running concurrently over one shared [`FlowNetwork`].
@@ -115,6 +166,8 @@ impl<R: Router> FlowSim<R> {
     pub fn submit(&mut self, collective: &FlowCollective) -> Result<(), CollectiveError> {
         let stages = lower(&self.router, collective)?;
         let run_idx = self.runs.len();
+        let first_node = self.router.node_of(collective.ranks[0]);
+        let multi_node = collective.ranks.iter().any(|g| self.router.node_of(*g) != first_node);
         self.runs.push(Some(Run {
             stages,
             stage: 0,
@@ -123,6 +176,7 @@ impl<R: Router> FlowSim<R> {
             start_s: self.net.now_s(),
             tag: collective.tag,
             config: collective.config,
+            multi_node,
         }));
         let mut done = Vec::new();
         self.start_phase(run_idx, &mut done)?;
@@ -196,6 +250,7 @@ impl<R: Router> FlowSim<R> {
                 return Ok(());
             }
             let config = run.config;
+            let multi_node = run.multi_node;
             let mut started = 0u64;
             let stage = &run.stages[run.stage];
             let step = run.step;
@@ -209,13 +264,18 @@ impl<R: Router> FlowSim<R> {
                         if ring.len() < 2 {
                             continue;
                         }
+                        // Steps here are synchronous, but NCCL's are not: a chunk goes round the ring crossing
+                        // every hop once, paying each hop's latency (NCCL's ring latency sums intra- and
+                        // inter-node step latencies). So every step pays the ring's mean hop latency.
+                        let hops = (0..ring.len()).map(|i| (ring[i], ring[(i + 1) % ring.len()]));
+                        let total: f64 =
+                            hops.map(|(a, b)| self.hop_step_latency_s(a, b, &config, multi_node)).sum();
+                        let mean = total / ring.len() as f64;
                         for (i, &src) in ring.iter().enumerate() {
                             let dst = ring[(i + 1) % ring.len()];
                             transfers.push(Transfer {
-                                src,
-                                dst: End::Gpu(dst),
-                                bytes: *bytes_per_flow,
-                                extra_steps: 0.0,
+                                step_latency_s: Some(mean),
+                                ..Transfer::new(src, End::Gpu(dst), *bytes_per_flow, 0.0)
                             });
                         }
                     }
@@ -228,7 +288,7 @@ impl<R: Router> FlowSim<R> {
                 for (i, t) in transfers.iter().enumerate() {
                     for channel in 0..split {
                         let key = if is_rings { (i as u32).wrapping_add(step << 20) } else { channel };
-                        self.start_flow(run_idx, t, key, split, &config)?;
+                        self.start_flow(run_idx, t, key, split, &config, multi_node)?;
                         started += 1;
                     }
                 }
@@ -243,6 +303,15 @@ impl<R: Router> FlowSim<R> {
         }
     }
 
+    /// Step latency of a hop: between nodes, or inside a node of a group that spans nodes.
+    fn hop_step_latency_s(&self, src: u32, dst: u32, config: &FlowConfig, multi_node: bool) -> f64 {
+        if multi_node && self.router.node_of(src) == self.router.node_of(dst) {
+            config.intra_step_latency_s
+        } else {
+            config.step_latency_s
+        }
+    }
+
     fn start_flow(
         &mut self,
         run_idx: usize,
@@ -250,6 +319,7 @@ impl<R: Router> FlowSim<R> {
         channel: u32,
         split: u32,
         config: &FlowConfig,
+        multi_node: bool,
     ) -> Result<(), CollectiveError> {
         self.path.clear();
         let hash =
@@ -266,11 +336,15 @@ impl<R: Router> FlowSim<R> {
                 self.path.push(if t.dst == End::ReduceUp { up } else { down });
             }
         }
+        let step_latency_s = t.step_latency_s.unwrap_or_else(|| match t.dst {
+            End::Gpu(dst) => self.hop_step_latency_s(t.src, dst, config, multi_node),
+            End::ReduceUp | End::ReduceDown => self.hop_step_latency_s(t.src, t.src, config, multi_node),
+        });
         let spec = FlowSpec {
             path: std::mem::take(&mut self.path),
             bytes: t.bytes / split as f64,
-            rate_cap_bytes_per_s: config.rate_cap_bytes_per_s,
-            extra_latency_s: config.step_latency_s * (1.0 + t.extra_steps),
+            rate_cap_bytes_per_s: config.rate_cap_bytes_per_s.min(t.rate_cap_bytes_per_s / split as f64),
+            extra_latency_s: step_latency_s * (1.0 + t.extra_steps),
             tag: (run_idx as u64) << 32,
         };
         self.net.start(&spec)?;

@@ -16,6 +16,11 @@ pub trait Router {
     fn node_of(&self, gpu: u32) -> u32;
     /// The GPU's links to and from its in-network-reduction switch (NVLS), if it has one.
     fn reduction_ports(&self, gpu: u32) -> Option<(u32, u32)>;
+    /// The index within its node of the NIC a GPU sends and receives through, where several GPUs share one;
+    /// `None` (the default) when every GPU has its own NIC or the fabric does not say.
+    fn nic_of(&self, _gpu: u32) -> Option<u32> {
+        None
+    }
 }
 
 /// Shape of a [`RailFabric`].

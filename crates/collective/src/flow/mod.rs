@@ -3,7 +3,7 @@
 
 pub mod collectives;
 pub mod fabric;
-mod lower;
+pub(crate) mod lower;
 mod network;
 mod solver;
 #[cfg(test)]

@@ -183,7 +183,7 @@ mod lowered {
             op: Op::AllReduce,
             bytes,
             algorithm: Algorithm::Ring,
-            config: FlowConfig { channels: 1, step_latency_s: 3.4e-6, rate_cap_bytes_per_s: f64::INFINITY },
+            config: FlowConfig { channels: 1, step_latency_s: 3.4e-6, ..FlowConfig::default() },
             tag,
         }
     }
@@ -241,7 +241,7 @@ mod lowered {
             (Op::Broadcast, Algorithm::Ring),
             (Op::SendRecv, Algorithm::Direct),
         ];
-        for (op, algorithm) in cases {
+        for (op, algorithm) in cases.into_iter().chain([(Op::AllReduce, Algorithm::NvlsTree)]) {
             let run = || {
                 let mut sim = FlowSim::new(fabric(4, 4, 2, 2.0)).unwrap();
                 let mut c = ring((0..16).collect(), 64 << 20, 3);
@@ -264,5 +264,67 @@ mod lowered {
         let t = sim.run_to_idle().unwrap()[0].end_s;
         let expected = (1u64 << 30) as f64 / 370.8e9 + 3.4e-6 + 0.5e-6;
         assert!((t - expected).abs() < 1e-9 * expected, "{t} vs {expected}");
+    }
+
+    #[test]
+    fn nvls_tree_runs_the_switch_and_the_rail_trees_at_once() {
+        // 2 nodes of 4 GPUs. Every GPU pushes S through the switch and pulls S back; on each rail the two
+        // trees over the 2 nodes carry S/(2·4) each way, so each NIC sends S/4 per direction. The phases are
+        // one pipeline: the time is the slower of the two, plus step latencies.
+        let bytes = 1u64 << 30;
+        let s = bytes as f64;
+        let run = |switch_cap: f64| {
+            let mut sim = FlowSim::new(fabric(2, 4, 2, 1.0)).unwrap();
+            let mut c = ring((0..8).collect(), bytes, 5);
+            c.algorithm = Algorithm::NvlsTree;
+            c.config.in_switch.nvls_tree_all_reduce_bytes_per_s = switch_cap;
+            sim.submit(&c).unwrap();
+            sim.run_to_idle().unwrap()[0].end_s
+        };
+        let nic_bound = s / 4.0 / 48e9;
+        let switch_bound = s / 100e9;
+        // Uncapped, the switch flows run at the NVLink rate (2.9 ms) and the NICs (5.6 ms) set the pace.
+        let t = run(f64::INFINITY);
+        assert!(t > nic_bound && t < nic_bound * 1.01, "{t} vs NIC bound {nic_bound}");
+        // Capped at NCCL's NVLS-tree rate of 100 GB/s, the switch sets it.
+        let t = run(100e9);
+        assert!(t > switch_bound && t < switch_bound * 1.01, "{t} vs switch bound {switch_bound}");
+    }
+
+    #[test]
+    fn nccl_double_binary_tree_balances_every_ranks_links() {
+        // NCCL's double binary tree (ncclGetDtree): each tree spans the ranks, and no rank sends on more than
+        // four tree edges in total (interior in one tree: parent + two children; leaf in the other: parent), so
+        // every link carries at most 4 × the per-tree bytes. A tree rotated by one rank instead makes some ranks
+        // interior in both (up to 6).
+        use crate::flow::lower::{End, btree_parent, double_tree};
+        assert_eq!((1..8).map(|r| btree_parent(8, r).unwrap()).collect::<Vec<_>>(), [2, 4, 2, 0, 6, 4, 6]);
+        for n in 2..=64usize {
+            let ranks: Vec<u32> = (0..n as u32).collect();
+            let edges = double_tree(&ranks, 1.0, 0.0);
+            assert_eq!(edges.len(), 4 * (n - 1), "n = {n}");
+            for r in 0..n as u32 {
+                let out = edges.iter().filter(|e| e.src == r).count();
+                assert!(out <= 4, "n = {n}: rank {r} sends on {out} edges");
+            }
+            // Every rank reaches the root of each tree by following parents.
+            for second in [false, true] {
+                let tree = &edges[if second { 2 * (n - 1) } else { 0 }..][..2 * (n - 1)];
+                let parent = |r: u32| {
+                    tree.iter().step_by(2).find(|e| e.src == r).map(|e| match e.dst {
+                        End::Gpu(p) => p,
+                        _ => unreachable!(),
+                    })
+                };
+                for start in 0..n as u32 {
+                    let (mut r, mut hops) = (start, 0);
+                    while let Some(p) = parent(r) {
+                        r = p;
+                        hops += 1;
+                        assert!(hops <= n, "n = {n}: cycle from {start}");
+                    }
+                }
+            }
+        }
     }
 }
