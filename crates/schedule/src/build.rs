@@ -196,18 +196,23 @@ impl Builder<'_> {
             (dir * u64::from(c.m) + u64::from(step.micro_batch)) << 20 | u64::from(dst_vs)
         };
         let act_chunk = self.chunk_activation_bytes(layers);
+        let (send_stream, recv_stream) = if c.plan.overlap_p2p_comm {
+            (Stream::PpSend, Stream::PpRecv)
+        } else {
+            (Stream::Compute, Stream::Compute)
+        };
         match step.pass {
             Pass::Forward => {
                 let mut deps = Vec::new();
                 if vs > 0 {
                     let peer = (vs - 1) % c.p;
                     let r = self.push(
-                        Stream::PpRecv,
+                        recv_stream,
                         OpKind::Recv { peer, bytes: pp_bytes, tag: msg(0, vs) },
                         vec![],
                         t0,
                     );
-                    deps.push(r);
+                    deps.push(self.p2p_gather(r, t0));
                 }
                 let first_op = self.ops.len();
                 let mut last = if vs == 0 {
@@ -231,7 +236,7 @@ impl Builder<'_> {
                 } else {
                     let peer = (vs + 1) % c.p;
                     self.push(
-                        Stream::PpSend,
+                        send_stream,
                         OpKind::Send { peer, bytes: pp_bytes, tag: msg(0, vs + 1) },
                         deps_of(last),
                         t0,
@@ -249,12 +254,13 @@ impl Builder<'_> {
                     h
                 } else {
                     let peer = (vs + 1) % c.p;
-                    self.push(
-                        Stream::PpRecv,
+                    let r = self.push(
+                        recv_stream,
                         OpKind::Recv { peer, bytes: pp_bytes, tag: msg(1, vs) },
                         vec![],
                         t0,
-                    )
+                    );
+                    self.p2p_gather(r, t0)
                 };
                 for &layer in layers.iter().rev() {
                     last = self.layer_backward(layer, step, last);
@@ -266,7 +272,7 @@ impl Builder<'_> {
                 } else {
                     let peer = (vs - 1) % c.p;
                     self.push(
-                        Stream::PpSend,
+                        send_stream,
                         OpKind::Send { peer, bytes: pp_bytes, tag: msg(1, vs - 1) },
                         deps_of(last),
                         t0,
@@ -296,6 +302,25 @@ impl Builder<'_> {
                 self.ops[last as usize].free_bytes += act_chunk - act_chunk * 2 / 34;
             }
         }
+    }
+
+    /// After a blocking pipeline receive without sequence parallelism: the all-gather over the TP group that
+    /// rebuilds the activation each TP rank received a `1/tp` share of (Megatron-LM 2021's
+    /// `gather_split_1d_tensor`; Narayanan et al. 2021 §4.1). Returns the op the pass waits for.
+    fn p2p_gather(&mut self, recv: OpIdx, t: OpTag) -> OpIdx {
+        let c = self.ctx;
+        if c.plan.overlap_p2p_comm || c.plan.sequence_parallel || c.plan.tp == 1 {
+            return recv;
+        }
+        self.collective(
+            Stream::Compute,
+            GroupKind::Tp,
+            CollectiveKind::AllGather,
+            c.act_bytes,
+            CommPurpose::Pp,
+            vec![recv],
+            t,
+        )
     }
 
     /// Forward of one layer (also used to recompute it before its backward under full recomputation).
@@ -614,6 +639,14 @@ impl Builder<'_> {
             fp8_eligible: false,
         });
         let opt = self.compute(w, deps, tag(None, 0, 0, NO_LAYER));
+        // Gradients kept in 16 bits are copied to fp32 for the step (Megatron's mixed-precision optimizers:
+        // `main_param.grad = model_param.main_grad.float()`, of the rank's shard under the distributed
+        // optimizer), held while the step runs, when the activations are gone. FSDP keeps its own fp32 shards.
+        if plan.zero_stage < 3 && self.grad_bytes() < 4 {
+            let copies = (shard * 4.0) as u64;
+            self.ops[opt as usize].alloc_bytes += copies;
+            self.ops[opt as usize].free_bytes += copies;
+        }
         if (plan.zero_stage == 1 || plan.zero_stage == 2) && replicas > 1 && !plan.overlap_param_gather {
             let bytes = (params as u64) * plan.element_bytes();
             self.collective(

@@ -164,6 +164,17 @@ pub struct ParallelPlan {
     /// ZeRO-1/2: overlap the parameter all-gather with the next forward (Megatron-Core
     /// `overlap_param_gather`); else it runs after the optimizer step.
     pub overlap_param_gather: bool,
+    /// Pipeline sends and receives run on their own streams, overlapped with compute (Megatron-Core's
+    /// `overlap_p2p_comm`, on by default in Megatron-LM's arguments for the interleaved schedule). When false,
+    /// every send and receive of the schedule runs on the compute stream, in the schedule's order, and the
+    /// kernels wait for it: Megatron-LM 2021's `p2p_communication._communicate` posted each exchange as a batch
+    /// of NCCL sends and receives, waited for all of them and synchronised the device (Megatron-Core still does
+    /// this for the non-interleaved 1F1B: Megatron-LM forces `overlap_p2p_comm` off there). Without sequence
+    /// parallelism each TP rank then sends its `1/tp` of the activation and the receivers rebuild it with an
+    /// all-gather over the TP group (the scatter/gather of Narayanan et al. 2021 §4.1), also on the compute
+    /// stream. Sends are eager: a send completes after its transfer whether or not the peer is receiving yet
+    /// (NCCL's rendezvous wait is not modelled).
+    pub overlap_p2p_comm: bool,
     /// Layers per pipeline stage when not uniform (length `pp`, summing to the model's layers).
     pub stage_layers: Option<Vec<u32>>,
     /// How the framework runs the small kernels: Megatron's fused kernels, or eager PyTorch modules
@@ -198,6 +209,7 @@ impl Default for ParallelPlan {
             flash_attention: true,
             grad_reduce_in_fp32: true,
             overlap_param_gather: false,
+            overlap_p2p_comm: true,
             kernels: KernelStack::Fused,
             rank_order: RankOrder::TpCpDpPp,
         }

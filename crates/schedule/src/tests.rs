@@ -135,3 +135,75 @@ fn invalid_plans_name_the_constraint() {
     pl.vp = 2;
     assert!(err(pl).contains("needs the interleaved-1f1b schedule"));
 }
+
+#[test]
+fn blocking_pipeline_communication_runs_on_the_compute_stream_with_the_scatter_gather() {
+    let spec = gpt(8);
+    let mut pl = plan(4, 2, 1, 4);
+    pl.sequence_parallel = false;
+    let overlapped = build(&spec, &pl).unwrap();
+    let blocking = build(&spec, &ParallelPlan { overlap_p2p_comm: false, ..pl.clone() }).unwrap();
+    let count = |p: &StepProgram, f: &dyn Fn(&Op) -> bool| {
+        p.stages.iter().flat_map(|s| &s.ops).filter(|o| f(o)).count()
+    };
+    let is_p2p = |o: &Op| matches!(o.kind, OpKind::Send { .. } | OpKind::Recv { .. });
+    let p2p = count(&overlapped, &|o| is_p2p(o));
+    // Same messages; overlapped on their own streams, blocking on the compute stream.
+    assert_eq!(count(&blocking, &|o| is_p2p(o)), p2p);
+    assert_eq!(count(&overlapped, &|o| is_p2p(o) && o.stream == Stream::Compute), 0);
+    assert_eq!(count(&blocking, &|o| is_p2p(o) && o.stream == Stream::Compute), p2p);
+    // Each receive of a 1/tp share is followed by an all-gather of the whole activation over the TP group.
+    let gather = |o: &Op| {
+        matches!(
+            o.kind,
+            OpKind::Collective {
+                group: GroupKind::Tp,
+                op: CollectiveKind::AllGather,
+                purpose: CommPurpose::Pp,
+                ..
+            }
+        )
+    };
+    let recvs = count(&blocking, &|o| matches!(o.kind, OpKind::Recv { .. }));
+    assert_eq!(count(&blocking, &gather), recvs);
+    assert_eq!(count(&overlapped, &gather), 0);
+    for s in &blocking.stages {
+        for (i, o) in s.ops.iter().enumerate() {
+            if let OpKind::Recv { bytes, .. } = o.kind {
+                let next = &s.ops[i + 1];
+                assert!(gather(next) && next.deps == vec![i as OpIdx]);
+                let OpKind::Collective { bytes: whole, .. } = next.kind else { unreachable!() };
+                assert_eq!(whole, bytes * 4);
+            }
+        }
+    }
+    // With sequence parallelism the activation stays split: no gather.
+    let sp = build(&spec, &ParallelPlan { overlap_p2p_comm: false, sequence_parallel: true, ..pl }).unwrap();
+    assert_eq!(count(&sp, &gather), 0);
+}
+
+#[test]
+fn sixteen_bit_gradients_are_copied_to_fp32_for_the_optimizer_step() {
+    let spec = gpt(4);
+    let optimizer = |p: &StepProgram| {
+        let s = &p.stages[0];
+        let o = s
+            .ops
+            .iter()
+            .find(
+                |o| matches!(o.kind, OpKind::Compute { work } if s.works[work as usize].label == "optimizer"),
+            )
+            .unwrap();
+        (o.alloc_bytes, o.free_bytes, s.params)
+    };
+    let mut pl = plan(2, 1, 4, 1);
+    pl.grad_reduce_in_fp32 = false;
+    let (alloc, free, params) = optimizer(&build(&spec, &pl).unwrap());
+    assert_eq!(alloc, free);
+    assert_eq!(alloc, (params * 4.0) as u64);
+    // The distributed optimizer copies its shard only; fp32 gradient buffers need no copy.
+    let (z1, _, _) = optimizer(&build(&spec, &ParallelPlan { zero_stage: 1, ..pl.clone() }).unwrap());
+    assert_eq!(z1, (params / 4.0 * 4.0) as u64);
+    let (fp32, _, _) = optimizer(&build(&spec, &ParallelPlan { grad_reduce_in_fp32: true, ..pl }).unwrap());
+    assert_eq!(fp32, 0);
+}

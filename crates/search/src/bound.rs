@@ -2,10 +2,12 @@
 //!
 //! Ops on one stream of a rank run one at a time (`schedule::Stream`), and every micro-batch puts the same
 //! passes on a stage's compute stream. So a stage's step takes at least `m` times the compute-stream time of
-//! one micro-batch's passes (its kernels and the blocking TP/EP collectives). That per-micro-batch time does
-//! not depend on the data-parallel size, the number of micro-batches or the ZeRO stage, so it is measured once
-//! per *shape* on a small program of the same shape (one micro-batch per replica, or `pp` for interleaving,
-//! which needs a multiple of `pp`), costed with `sim::op_durations`, and shared by every plan of that shape.
+//! one micro-batch's passes (its kernels, the blocking TP/EP collectives and, when pipeline communication is
+//! not overlapped, its sends). That per-micro-batch time does not depend on the data-parallel size, the number
+//! of micro-batches or the ZeRO stage (a send can only be faster on the small program, whose stages may share
+//! a node), so it is measured once per *shape* on a small program of the same shape (one micro-batch per
+//! replica, or `pp` for interleaving, which needs a multiple of `pp`), costed with `sim::op_durations`, and
+//! shared by every plan of that shape.
 
 use schedule::{OpKind, ParallelPlan, PipelineSchedule, Stream};
 
@@ -23,6 +25,7 @@ pub(crate) struct ShapeKey {
     zero3: bool,
     recompute: u8,
     schedule: u8,
+    blocking_p2p: bool,
 }
 
 impl ShapeKey {
@@ -44,6 +47,7 @@ impl ShapeKey {
                 PipelineSchedule::Interleaved => 1,
                 PipelineSchedule::ZbH1 => 2,
             },
+            blocking_p2p: !plan.overlap_p2p_comm,
         }
     }
 }
@@ -80,9 +84,13 @@ pub(crate) fn compute_per_micro_batch_s(
     for (stage, d) in program.stages.iter().zip(&durations) {
         let (mut total, mut ops) = (0.0, 0u32);
         for (op, s) in stage.ops.iter().zip(d) {
+            // Receives only wait; sends on the compute stream (blocking pipeline communication) take their time.
             let counted = op.stream == Stream::Compute
                 && op.tag.pass.is_some()
-                && matches!(op.kind, OpKind::Compute { .. } | OpKind::Collective { .. });
+                && matches!(
+                    op.kind,
+                    OpKind::Compute { .. } | OpKind::Collective { .. } | OpKind::Send { .. }
+                );
             if counted {
                 total += *s;
                 ops += 1;

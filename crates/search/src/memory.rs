@@ -1,7 +1,8 @@
 //! A closed-form memory estimate per GPU, used to prune plans before simulating them.
 //!
 //! Model states follow the step program's accounting (ZeRO sharding over the DP×CP ranks, fp32 gradients when
-//! the plan reduces in fp32, Adam's 12 bytes per parameter); activations use `model`'s Korthikanti et al. 2022
+//! the plan reduces in fp32, Adam's 12 bytes per parameter, and the fp32 copies of 16-bit gradients the
+//! optimizer step makes once the activations are freed); activations use `model`'s Korthikanti et al. 2022
 //! per-layer formula times the micro-batch chunks the schedule actually holds in flight on each stage (counted
 //! from `schedule::stage_order`, so GPipe's `m`, 1F1B's `p − s` and interleaving's extra warm-up are exact). It
 //! leaves out what the simulator adds on top (FSDP's gathered-unit buffers, a recomputed layer's transient set),
@@ -23,7 +24,9 @@ pub struct MemoryEstimate {
     pub optimizer_bytes: f64,
     /// Activations held at the schedule's peak.
     pub activations_bytes: f64,
-    /// The sum.
+    /// fp32 copies of 16-bit gradients made for the optimizer step (held once the activations are gone).
+    pub step_grad_copies_bytes: f64,
+    /// Model states plus the larger of the activations and the step's gradient copies.
     pub total_bytes: f64,
 }
 
@@ -35,6 +38,7 @@ impl MemoryEstimate {
             ("gradients", self.grads_bytes),
             ("optimizer state", self.optimizer_bytes),
             ("activations", self.activations_bytes),
+            ("optimizer-step gradient copies", self.step_grad_copies_bytes),
         ]
         .into_iter()
         .fold(("weights", f64::MIN), |a, b| if b.1 > a.1 { b } else { a })
@@ -91,13 +95,15 @@ pub fn estimate_memory(spec: &model::ModelSpec, plan: &ParallelPlan) -> MemoryEs
         );
         let activations = f64::from(in_flight_chunks) * act_layers / f64::from(v) + extra;
         let (weights, grads, optimizer) = (w1 + w2, g1 + g2, o1 + o2);
-        let total = weights + grads + optimizer + activations;
+        let copies = step_grad_copies_bytes(plan, dense + experts, replicas);
+        let total = weights + grads + optimizer + activations.max(copies);
         let candidate = MemoryEstimate {
             stage: s,
             weights_bytes: weights,
             grads_bytes: grads,
             optimizer_bytes: optimizer,
             activations_bytes: activations,
+            step_grad_copies_bytes: copies,
             total_bytes: total,
         };
         if best.is_none_or(|b| candidate.total_bytes > b.total_bytes) {
@@ -110,8 +116,20 @@ pub fn estimate_memory(spec: &model::ModelSpec, plan: &ParallelPlan) -> MemoryEs
         grads_bytes: 0.0,
         optimizer_bytes: 0.0,
         activations_bytes: 0.0,
+        step_grad_copies_bytes: 0.0,
         total_bytes: 0.0,
     })
+}
+
+/// The fp32 gradient copies the optimizer step makes when gradients are kept in 16 bits (the step program's
+/// optimizer op): 4 bytes per parameter the rank updates (its `1/replicas` shard under ZeRO-1/2); none under
+/// FSDP.
+fn step_grad_copies_bytes(plan: &ParallelPlan, params: f64, replicas: u64) -> f64 {
+    if plan.zero_stage >= 3 || plan.grad_reduce_in_fp32 || plan.element_bytes() >= 4 {
+        return 0.0;
+    }
+    let shard = if plan.zero_stage >= 1 { params / replicas.max(1) as f64 } else { params };
+    4.0 * shard
 }
 
 /// Micro-batch chunks stage `s` holds at its peak under `schedule`.
@@ -168,9 +186,30 @@ mod tests {
                 ..model::MemoryPlan::default()
             };
             let theirs = model::memory_per_gpu(&spec, &mp).unwrap();
-            let rel = (ours.total_bytes - theirs.total_bytes).abs() / theirs.total_bytes;
+            // `model`'s closed form has no optimizer-step term: compare the states plus activations.
+            let states_and_activations =
+                ours.weights_bytes + ours.grads_bytes + ours.optimizer_bytes + ours.activations_bytes;
+            let rel = (states_and_activations - theirs.total_bytes).abs() / theirs.total_bytes;
             assert!(rel < 1e-9, "tp{tp} pp{pp}: {} vs {}", ours.total_bytes, theirs.total_bytes);
         }
+    }
+
+    #[test]
+    fn sixteen_bit_gradients_are_copied_to_fp32_for_the_step() {
+        let spec = model::preset("llama3-8b").unwrap();
+        // Full recomputation keeps few activations, so the step's copies (4 bytes per parameter) set the peak.
+        let p = plan(1, 1, 8, 0, Recompute::Full);
+        let e = estimate_memory(&spec, &p);
+        let params = e.weights_bytes / 2.0;
+        assert!((e.step_grad_copies_bytes - 4.0 * params).abs() < 1.0);
+        assert!(e.step_grad_copies_bytes > e.activations_bytes);
+        let states = e.weights_bytes + e.grads_bytes + e.optimizer_bytes;
+        assert!((e.total_bytes - states - e.step_grad_copies_bytes).abs() < 1.0);
+        // ZeRO-1 copies only the rank's shard; fp32 gradient buffers need no copy.
+        let z1 = estimate_memory(&spec, &plan(1, 1, 8, 1, Recompute::Full));
+        assert!((z1.step_grad_copies_bytes - e.step_grad_copies_bytes / 8.0).abs() < 1.0);
+        let fp32 = ParallelPlan { grad_reduce_in_fp32: true, ..p };
+        assert_eq!(estimate_memory(&spec, &fp32).step_grad_copies_bytes, 0.0);
     }
 
     #[test]

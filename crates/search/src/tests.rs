@@ -23,9 +23,28 @@ fn small_space() -> SearchSpace {
 
 #[test]
 fn bounded_search_finds_the_same_top_plans_as_exhaustive_search() {
+    bounded_search_matches_exhaustive_search(small_space());
+}
+
+#[test]
+fn the_bound_holds_when_pipeline_communication_blocks() {
+    // Megatron-LM 2021: blocking sends and receives, the scatter/gather all-gather, 16-bit gradients reduced
+    // after the backward; only pipelined plans, where those ops sit on the compute stream.
+    let mut space = small_space();
+    space.base.overlap_p2p_comm = false;
+    space.base.overlap_grad_reduce = false;
+    space.base.grad_reduce_in_fp32 = false;
+    space.sequence_parallel = false;
+    space.pp = Some(vec![2, 4]);
+    space.cp = Some(vec![1]);
+    space.zero_stages = vec![0, 1];
+    bounded_search_matches_exhaustive_search(space);
+}
+
+fn bounded_search_matches_exhaustive_search(space: SearchSpace) {
     let spec = model::preset("llama3-8b").unwrap();
     let c = cluster(32);
-    let mut config = SearchConfig::new(small_space());
+    let mut config = SearchConfig::new(space);
     config.top = 5;
     let fast = search(&spec, &c, &config, &quiet).unwrap();
     config.exhaustive = true;
@@ -100,14 +119,17 @@ fn closed_form_memory_is_within_the_pruning_slack_of_the_simulated_peak() {
     let c = cluster(32);
     let cfg = sim::SimConfig { ranks: sim::RankMode::Unique, ..sim::SimConfig::default() };
     let cases = [
-        (8, 1, 4, 1, 1, Recompute::None, PipelineSchedule::OneFOneB),
-        (2, 4, 4, 1, 1, Recompute::Selective, PipelineSchedule::OneFOneB),
-        (2, 4, 4, 2, 1, Recompute::Full, PipelineSchedule::Interleaved),
-        (4, 2, 4, 1, 1, Recompute::None, PipelineSchedule::Gpipe),
-        (1, 1, 32, 1, 3, Recompute::Selective, PipelineSchedule::OneFOneB),
-        (2, 2, 8, 1, 0, Recompute::None, PipelineSchedule::ZbH1),
+        (8, 1, 4, 1, 1, Recompute::None, PipelineSchedule::OneFOneB, false),
+        (2, 4, 4, 1, 1, Recompute::Selective, PipelineSchedule::OneFOneB, false),
+        (2, 4, 4, 2, 1, Recompute::Full, PipelineSchedule::Interleaved, false),
+        (4, 2, 4, 1, 1, Recompute::None, PipelineSchedule::Gpipe, false),
+        (1, 1, 32, 1, 3, Recompute::Selective, PipelineSchedule::OneFOneB, false),
+        (2, 2, 8, 1, 0, Recompute::None, PipelineSchedule::ZbH1, false),
+        // Megatron-LM 2021: 16-bit gradients, whose fp32 copies for the optimizer step set the peak.
+        (1, 1, 32, 1, 0, Recompute::Full, PipelineSchedule::OneFOneB, true),
+        (2, 2, 8, 1, 0, Recompute::Full, PipelineSchedule::OneFOneB, true),
     ];
-    for (tp, pp, dp, vp, zero, recompute, schedule) in cases {
+    for (tp, pp, dp, vp, zero, recompute, schedule, legacy) in cases {
         let plan = ParallelPlan {
             tp,
             pp,
@@ -120,6 +142,8 @@ fn closed_form_memory_is_within_the_pruning_slack_of_the_simulated_peak() {
             sequence_parallel: tp > 1,
             recompute,
             schedule,
+            grad_reduce_in_fp32: !legacy,
+            overlap_p2p_comm: !legacy,
             ..ParallelPlan::default()
         };
         let est = estimate_memory(&spec, &plan).total_bytes;

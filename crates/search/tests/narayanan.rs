@@ -81,6 +81,7 @@ fn legacy_base() -> ParallelPlan {
         overlap_grad_reduce: false,
         grad_reduce_in_fp32: false,
         overlap_param_gather: false,
+        overlap_p2p_comm: false,
         ..ParallelPlan::default()
     }
 }

@@ -190,3 +190,92 @@ fn the_flow_network_shows_contention_on_an_oversubscribed_fabric() {
     assert!(busy > 1.2 * free, "oversubscribed {busy} s vs non-blocking {free} s");
     assert!(busy > 1.2 * analytical, "flow {busy} s vs analytical (no contention) {analytical} s");
 }
+
+/// A plan whose two pipeline stages sit on different nodes (8 replicas of tp 1 fill the first node), with
+/// Megatron-LM 2021's blocking sends and receives unless `overlap`.
+fn cross_node_pipeline(vp: u32, overlap: bool) -> ParallelPlan {
+    ParallelPlan {
+        pp: 2,
+        dp: 8,
+        vp,
+        schedule: if vp > 1 { PipelineSchedule::Interleaved } else { PipelineSchedule::OneFOneB },
+        global_batch: 64,
+        seq_len: 4096,
+        overlap_p2p_comm: overlap,
+        ..ParallelPlan::default()
+    }
+}
+
+#[test]
+fn blocking_sends_add_their_transfer_time_to_the_compute_stream() {
+    let s = uniform(8);
+    let blocking = cross_node_pipeline(1, false);
+    let program = schedule::build(&s, &blocking).unwrap();
+    let c = cluster(16);
+    let durations = op_durations(&program, &c, None).unwrap();
+    let sends_s: Vec<f64> = program
+        .stages
+        .iter()
+        .zip(&durations)
+        .map(|(st, d)| {
+            st.ops
+                .iter()
+                .zip(d)
+                .filter(|(o, _)| matches!(o.kind, schedule::OpKind::Send { .. }))
+                .map(|(_, t)| t)
+                .sum()
+        })
+        .collect();
+    let cfg = SimConfig { ranks: RankMode::Unique, ..SimConfig::default() };
+    let r = simulate(&s, &program, &c, &cfg).unwrap().report;
+    // No compute hides a blocking send: each stage's exposed pipeline time is exactly its sends.
+    for (st, sends) in r.stages.iter().zip(&sends_s) {
+        assert!(*sends > 1e-4, "a cross-node send takes time");
+        assert!(
+            (st.exposed_comm_s["pp"] - sends).abs() < 1e-6,
+            "stage {}: {} vs {sends}",
+            st.stage,
+            st.exposed_comm_s["pp"]
+        );
+        assert!(r.step_time_s >= st.compute_s + sends);
+    }
+    // Overlapped, the same messages hide under compute and the step is shorter.
+    let overlapped = run_with(&s, &cross_node_pipeline(1, true), cfg);
+    assert!(overlapped.step_time_s < r.step_time_s);
+    for (o, b) in overlapped.stages.iter().zip(&r.stages) {
+        assert!(o.exposed_comm_s["pp"] < b.exposed_comm_s["pp"], "stage {}", o.stage);
+    }
+}
+
+#[test]
+fn blocking_transfers_eat_into_what_interleaving_saves() {
+    // Interleaving over v chunks sends v times the messages (Narayanan et al. 2021 §2.2.2): when they block,
+    // its gain over 1F1B shrinks.
+    let s = uniform(8);
+    let cfg = SimConfig { ranks: RankMode::Unique, ..SimConfig::default() };
+    let step = |vp, overlap| run_with(&s, &cross_node_pipeline(vp, overlap), cfg.clone()).step_time_s;
+    let gain_overlapped = step(1, true) - step(4, true);
+    let gain_blocking = step(1, false) - step(4, false);
+    assert!(gain_overlapped > 0.0);
+    assert!(gain_blocking < gain_overlapped, "blocking gain {gain_blocking} vs overlapped {gain_overlapped}");
+}
+
+#[test]
+fn the_optimizer_steps_fp32_gradient_copies_can_set_the_memory_peak() {
+    // Full recomputation keeps few activations; 16-bit gradient buffers are copied to fp32 for the step
+    // (4 bytes per parameter), which then sets the dynamic peak.
+    let s = spec(8);
+    let plan = ParallelPlan {
+        dp: 8,
+        global_batch: 8,
+        recompute: schedule::Recompute::Full,
+        grad_reduce_in_fp32: false,
+        ..ParallelPlan::default()
+    };
+    let program = schedule::build(&s, &plan).unwrap();
+    let r = run(&s, &plan, RankMode::Unique);
+    let copies = (program.stages[0].params * 4.0) as u64 as f64;
+    assert_eq!(r.stages[0].memory.activations_peak_bytes, copies);
+    let fp32 = run(&s, &ParallelPlan { grad_reduce_in_fp32: true, ..plan }, RankMode::Unique);
+    assert!(fp32.stages[0].memory.activations_peak_bytes < 0.5 * copies);
+}

@@ -97,6 +97,11 @@ pub(crate) struct PlanArgs {
     /// Reduce gradients after the backward instead of overlapping buckets with it (Megatron-LM 2021).
     #[arg(long)]
     pub(crate) no_overlap: bool,
+    /// Pipeline sends and receives block the compute stream instead of overlapping it (Megatron-LM 2021, and
+    /// Megatron-Core's non-interleaved 1F1B); without sequence parallelism the received activation is then
+    /// rebuilt by an all-gather over the TP group (2021's scatter/gather).
+    #[arg(long)]
+    pub(crate) no_overlap_p2p: bool,
     /// Kernel stack: fused (Megatron, Transformer Engine) or eager (PyTorch modules, e.g. llm-foundry).
     #[arg(long, default_value = "fused", value_parser = ["fused", "eager"])]
     pub(crate) kernels: String,
@@ -161,6 +166,7 @@ impl PlanArgs {
             recompute,
             schedule,
             overlap_grad_reduce: !self.no_overlap,
+            overlap_p2p_comm: !self.no_overlap_p2p,
             precision,
             flash_attention: !self.no_flash,
             rank_order,
