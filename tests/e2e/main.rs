@@ -9,6 +9,7 @@ mod daemons;
 mod model;
 mod nn;
 mod plan;
+mod recovery;
 mod sim;
 mod tokenize;
 mod topology;

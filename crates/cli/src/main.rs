@@ -44,6 +44,8 @@ enum Command {
     Worker(cmd::worker::Args),
     /// Start a local cluster (a coordinator and N workers on loopback) and run a job on it.
     Up(cmd::up::Args),
+    /// Inject a fault into a running job through its coordinator (kill, hang, slow, partition, corrupt checkpoint).
+    Inject(cmd::inject::Args),
     /// Time a collective on a cluster across message sizes, like nccl-tests.
     Collective(cmd::collective::Args),
     /// Train, apply and inspect a byte-level BPE tokenizer.
@@ -71,6 +73,7 @@ fn main() {
         Command::Coordinator(args) => cmd::coordinator::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::Inject(args) => cmd::inject::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Tokenize(command) => cmd::tokenize::run(command),
         Command::Train(args) => cmd::train::run(args),

@@ -240,6 +240,15 @@ fn save(store: &dyn JournalStore, j: &JournalState) -> Result<(), CoordinatorErr
 fn record_failure(shared: &Shared, journal: &mut JournalState, open: &mut Open, why: &str) {
     let now = Instant::now();
     let injected = shared.take_injected(&["kill", "hang", "partition"]);
+    // A failure while still recovering from another one (the next rendezvous picked a worker that had just
+    // died, say) belongs to that recovery.
+    if injected.is_none()
+        && let Some(&(i, _)) = open.failures.last()
+    {
+        let r = &mut journal.recoveries[i];
+        r.cause = format!("{}; then {why}", r.cause);
+        return;
+    }
     let (fault, target, detect_s, began) = match injected {
         Some(f) => (f.fault, f.target, now.duration_since(f.at).as_secs_f64(), f.at),
         None => ("lost".to_string(), String::new(), -1.0, now),
@@ -392,6 +401,7 @@ async fn assign(
     let layout = job.program.layout;
     let mut calls = JoinSet::new();
     for (id, reg) in workers {
+        let shared = shared.clone();
         let ranks = ranks_of[&id].clone();
         let mut stages: Vec<u32> = ranks.iter().map(|&r| layout.coord(r).pp).collect();
         stages.sort_unstable();
@@ -416,14 +426,20 @@ async fn assign(
         let security = config.security.clone();
         calls.spawn(async move {
             let fail = |message: String| Stop::Retryable(format!("assigning worker {id}: {message}"));
-            let channel = rpc::net::connect(&reg.address, &security, Duration::from_secs(10))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            let channel = match rpc::net::connect(&reg.address, &security, Duration::from_secs(10)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let why = format!("assigning worker {id}: {e}");
+                    shared.declare_dead(&id, None, &why);
+                    return Err(Stop::Retryable(why));
+                }
+            };
             let mut client = rpc::net::worker_client(channel, &security).map_err(|e| fail(e.to_string()))?;
-            client
-                .assign(pb::AssignRequest::from(&assignment))
-                .await
-                .map_err(|s| fail(s.message().to_string()))?;
+            if let Err(s) = client.assign(pb::AssignRequest::from(&assignment)).await {
+                let why = format!("assigning worker {id}: {}", s.message());
+                blame(&shared, &id, &s, &why);
+                return Err(Stop::Retryable(why));
+            }
             Ok::<_, Stop>(Member { id, client })
         });
     }
@@ -447,6 +463,15 @@ fn stage_tasks(job: &PreparedJob, stage: u32) -> StageTasks {
             .zip(durations)
             .map(|(op, &d)| Task { op: op.clone(), duration_s: d })
             .collect(),
+    }
+}
+
+/// A worker that cannot be reached (its process is gone, or it is cut off) is taken out of the registry
+/// until it registers again, so that the next rendezvous does not pick it. Errors a reachable worker
+/// reports (a peer it could not reach, say) blame no one.
+fn blame(shared: &Shared, id: &str, status: &tonic::Status, why: &str) {
+    if status.code() == tonic::Code::Unavailable {
+        shared.declare_dead(id, None, why);
     }
 }
 
@@ -478,7 +503,11 @@ where
         tokio::select! {
             Some(joined) = calls.join_next() => {
                 let (id, res) = joined.map_err(|e| Stop::Fatal(CoordinatorError::Internal(e.to_string())))?;
-                let reply = res.map_err(|s| Stop::Retryable(format!("worker {id} failed {what}: {}", s.message())))?;
+                let reply = res.map_err(|s| {
+                    let why = format!("worker {id} failed {what}: {}", s.message());
+                    blame(shared, &id, &s, &why);
+                    Stop::Retryable(why)
+                })?;
                 out.push(reply.into_inner());
             }
             _ = changes.changed() => {

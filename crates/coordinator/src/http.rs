@@ -63,6 +63,8 @@ async fn status(State(ctx): State<Arc<HttpCtx>>, headers: HeaderMap) -> Response
             "steps_total": job.steps_total, "workers": job.workers, "nnodes": job.nnodes,
             "last_step_wall_s": job.last_step_wall_s, "last_step_equiv_s": job.last_step_equiv_s,
             "sim_step_time_s": job.sim_step_time_s, "restarts": job.restarts, "message": job.message,
+            "checkpoint_step": job.checkpoint_step, "lost_steps": job.lost_steps,
+            "recoveries": job.recoveries,
         },
         "workers": workers,
         "uptime_s": ctx.shared.started.elapsed().as_secs_f64(),
@@ -115,6 +117,24 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
     metric("choir_job_steps_done", "gauge", "Steps finished in the current job.", job.steps_done.to_string());
     metric("choir_job_steps_total", "gauge", "Steps in the current job.", job.steps_total.to_string());
     metric("choir_job_restarts", "gauge", "Restarts used by the current job.", job.restarts.to_string());
+    metric(
+        "choir_job_checkpoint_step",
+        "gauge",
+        "Steps done at the newest committed checkpoint.",
+        job.checkpoint_step.to_string(),
+    );
+    metric(
+        "choir_job_lost_steps_total",
+        "counter",
+        "Steps run and lost to failures.",
+        job.lost_steps.to_string(),
+    );
+    metric(
+        "choir_job_failures_total",
+        "counter",
+        "Failures detected (each recovered from or being recovered from).",
+        job.recoveries.len().to_string(),
+    );
     metric(
         "choir_job_last_step_wall_seconds",
         "gauge",

@@ -64,6 +64,11 @@ pub(crate) struct Args {
     /// Directory for the job journal (`<job>.journal`); a restarted coordinator resumes from it.
     #[arg(long, env = "CHOIR_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Where checkpoints go (one subdirectory per job). Workers write their shards there too: across machines
+    /// it must be a shared file system at the same path on every host [default: <state-dir>/checkpoints, or a
+    /// temporary directory removed after a successful job].
+    #[arg(long, env = "CHOIR_CHECKPOINT_DIR")]
+    checkpoint_dir: Option<PathBuf>,
     /// Write a JSON report (per-step, per-rank op timings and the schedule they are checked against).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -260,7 +265,18 @@ fn run_inner(args: &Args) -> anyhow::Result<i32> {
         )?),
         None => None,
     };
+    let (checkpoint_dir, temporary) = match (&args.checkpoint_dir, &args.state_dir) {
+        (Some(d), _) => (d.clone(), false),
+        (None, Some(state)) => (state.join("checkpoints"), false),
+        (None, None) => {
+            (std::env::temp_dir().join(format!("choir-coordinator-{}", std::process::id())), true)
+        }
+    };
+    std::fs::create_dir_all(&checkpoint_dir)
+        .with_context(|| format!("creating the checkpoint directory {}", checkpoint_dir.display()))
+        .map_err(|e| bad_input(format!("{e:#}")))?;
     let config = coordinator::Config {
+        checkpoint_dir: checkpoint_dir.clone(),
         listen: args.listen,
         http_listen,
         nnodes: args.nnodes,
@@ -306,6 +322,9 @@ fn run_inner(args: &Args) -> anyhow::Result<i32> {
         write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())
             .context("writing the report")?;
     }
+    if temporary && outcome.state == rpc::types::JobState::Succeeded {
+        let _ = std::fs::remove_dir_all(&checkpoint_dir);
+    }
     let summary = Summary::of(&outcome, args.nnodes);
     if args.json {
         print_json(&summary)?;
@@ -339,6 +358,15 @@ pub(crate) struct Summary {
     pub(crate) live_over_sim: f64,
     /// XOR of every rank's final state digest, hex: equal across runs with the same job and seed.
     pub(crate) state_digest: String,
+    /// The job's checkpoint directory.
+    pub(crate) checkpoint_dir: String,
+    /// Checkpoints committed, and the newest one's step.
+    pub(crate) checkpoints: u32,
+    pub(crate) checkpoint_step: u32,
+    /// Steps run and then lost to failures (redone from a checkpoint).
+    pub(crate) lost_steps: u32,
+    /// Every failure, with detection and recovery seconds (negative: unknown or not recovered).
+    pub(crate) recoveries: Vec<rpc::types::Recovery>,
 }
 
 impl Summary {
@@ -362,6 +390,11 @@ impl Summary {
             sim_step_time_s: o.sim_step_time_s,
             live_over_sim: if o.sim_step_time_s > 0.0 { equiv / o.sim_step_time_s } else { 0.0 },
             state_digest: format!("{:016x}", o.digests.values().fold(0u64, |a, &d| a ^ d)),
+            checkpoint_dir: o.checkpoint_dir.display().to_string(),
+            checkpoints: o.checkpoints,
+            checkpoint_step: o.checkpoint_step,
+            lost_steps: o.lost_steps,
+            recoveries: o.recoveries.clone(),
         }
     }
 
@@ -386,11 +419,51 @@ impl Summary {
             );
             s += &format!("state digest     {}\n", self.state_digest);
         }
+        if self.checkpoints > 0 {
+            s += &format!(
+                "checkpoints      {} committed, newest after step {} ({})\n",
+                self.checkpoints, self.checkpoint_step, self.checkpoint_dir
+            );
+        }
+        if !self.recoveries.is_empty() {
+            s += &format!(
+                "failures         {} ({} steps lost and redone)\n",
+                self.recoveries.len(),
+                self.lost_steps
+            );
+            s += &render_recoveries(&self.recoveries);
+        }
         if self.state != "succeeded" && !self.message.is_empty() {
             s += &format!("{}\n", self.message);
         }
         s
     }
+}
+
+/// The failures table: what, where, seconds to detect and to the first step after the restore.
+pub(crate) fn render_recoveries(recoveries: &[rpc::types::Recovery]) -> String {
+    let secs = |x: f64| if x < 0.0 { "-".to_string() } else { units::format_duration(x) };
+    let mut s = format!(
+        "  {:<18} {:>10} {:>10} {:>9} {:>5}  {}\n",
+        "fault", "detected", "recovered", "restored", "lost", "target: cause"
+    );
+    for r in recoveries {
+        s += &format!(
+            "  {:<18} {:>10} {:>10} {:>9} {:>5}  {}: {}\n",
+            r.fault,
+            secs(r.detect_s),
+            secs(r.recover_s),
+            format!("step {}", r.restored_step),
+            r.lost_steps,
+            if r.target.is_empty() { "?" } else { &r.target },
+            r.cause
+        );
+        for why in &r.skipped {
+            s += &format!("  {:<18} passed over checkpoint {why}\n", "");
+        }
+    }
+    s += "  (detected: from the fault to its detection; recovered: from the fault to the first step finished after the restore; - when the fault's time is unknown)\n";
+    s
 }
 
 /// The `--report` file.

@@ -5,6 +5,7 @@ pub(crate) mod chaos;
 pub(crate) mod collective;
 pub(crate) mod coordinator;
 pub(crate) mod generate;
+pub(crate) mod inject;
 pub(crate) mod model;
 pub(crate) mod plan;
 pub(crate) mod presets;

@@ -35,6 +35,13 @@ pub(crate) struct Args {
     /// Restarts allowed after a lost worker.
     #[arg(long, default_value_t = 0)]
     max_restarts: u32,
+    /// Extra (hot spare) workers: they join and wait, and replace a lost worker at once.
+    #[arg(long, default_value_t = 0)]
+    spares: u32,
+    /// A fault plan (TOML, the format `choir chaos --fault-plan` reads) played live through the coordinator's
+    /// API: each fault at `time_s` live seconds after the job starts running.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
     /// How long the coordinator waits for the workers.
     #[arg(long, default_value = "60s")]
     rdzv_timeout: String,
@@ -146,13 +153,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             job.world()
         )));
     }
+    let plan = match &args.faults {
+        Some(p) => live_faults(&read_text(p)?, &p.display().to_string(), args.gpus_per_worker)?,
+        None => vec![],
+    };
     let dir = std::env::temp_dir().join(format!("choir-up-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let job_path = dir.join("job.toml");
     write_atomic(&job_path, text.as_bytes())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut cluster = Cluster { children: vec![], dir: dir.clone() };
-    let result = runtime.block_on(up(&args, &job, &job_path, &mut cluster));
+    let result = runtime.block_on(up(&args, &job, &job_path, &plan, &mut cluster));
     let tails = cluster.log_tails();
     drop(cluster);
     let out = match result {
@@ -196,10 +207,87 @@ enum Outcome {
     Interrupted,
 }
 
+/// One fault of a plan as `up` plays it: when (live seconds after the job starts running), where, what.
+type LiveFault = (f64, coordinator::client::Target, rpc::types::Fault);
+
+/// Turns a fault plan into live faults; kinds that cannot be played live are refused, naming the entry.
+fn live_faults(text: &str, origin: &str, gpus_per_worker: u32) -> anyhow::Result<Vec<LiveFault>> {
+    use coordinator::client::Target;
+    use faults::{FaultKind, FaultTarget};
+    use rpc::types::Fault;
+    let plan = faults::FaultPlan::parse(text).map_err(|e| bad_input(format!("{origin}: {e}")))?;
+    let mut out = Vec::with_capacity(plan.faults.len());
+    for (i, f) in plan.faults.iter().enumerate() {
+        let ranks = match f.target {
+            FaultTarget::Rank(r) => vec![r],
+            FaultTarget::Node(n) => (n * gpus_per_worker..(n + 1) * gpus_per_worker).collect(),
+            FaultTarget::Job => vec![],
+        };
+        let needs_ranks = |what: &str| {
+            bad_input(format!(
+                "{origin}: faults[{i}]: a live {what} needs a rank or node target, not the whole job"
+            ))
+        };
+        // A fault that lasts "until something intervenes" is played as one that outlasts any drill.
+        const LONG_S: f64 = 3600.0;
+        let (target, fault) = match &f.kind {
+            FaultKind::Kill { .. } if !ranks.is_empty() => {
+                (Target::Ranks(ranks), Fault::Kill { during_checkpoint: false })
+            }
+            FaultKind::Hang { duration_s } if !ranks.is_empty() => {
+                (Target::Ranks(ranks), Fault::Hang { duration_s: duration_s.unwrap_or(LONG_S) })
+            }
+            FaultKind::Slow { factor } if !ranks.is_empty() => {
+                (Target::Ranks(ranks), Fault::Slow { duration_s: LONG_S, factor: *factor })
+            }
+            FaultKind::Kill { .. } | FaultKind::Hang { .. } | FaultKind::Slow { .. } => {
+                return Err(needs_ranks(f.kind.name()));
+            }
+            FaultKind::Partition { ranks } => {
+                (Target::Ranks(ranks.clone()), Fault::Partition { duration_s: 10.0, peers: vec![] })
+            }
+            FaultKind::CorruptCheckpoint { step } => {
+                let step = u32::try_from(*step).map_err(|_| {
+                    bad_input(format!("{origin}: faults[{i}].step = {step}: expected a step of this job"))
+                })?;
+                (Target::Job, Fault::CorruptCheckpoint { step })
+            }
+            FaultKind::Drain => {
+                return Err(bad_input(format!(
+                    "{origin}: faults[{i}]: kind = \"drain\" is simulated by `choir chaos` but not played live"
+                )));
+            }
+        };
+        out.push((f.time_s, target, fault));
+    }
+    Ok(out)
+}
+
+/// Plays the live faults once the job runs.
+async fn play_faults(url: String, security: rpc::net::Security, plan: Vec<LiveFault>) {
+    let t0 = loop {
+        if let Ok((ev, _)) = coordinator::client::status(&url, &security).await
+            && ev.state == rpc::types::JobState::Running
+        {
+            break tokio::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (at, target, fault) in plan {
+        tokio::time::sleep_until(t0 + Duration::from_secs_f64(at.max(0.0))).await;
+        let name = fault.name();
+        match coordinator::client::inject_fault(&url, &security, target, fault).await {
+            Ok(detail) => eprintln!("t={at:.1}s injected: {detail}"),
+            Err(e) => eprintln!("t={at:.1}s injecting {name} failed: {e}"),
+        }
+    }
+}
+
 async fn up(
     args: &Args,
     job: &coordinator::PreparedJob,
     job_path: &std::path::Path,
+    plan: &[LiveFault],
     cluster: &mut Cluster,
 ) -> anyhow::Result<Outcome> {
     let token = random_token();
@@ -246,8 +334,9 @@ async fn up(
         .to_string();
     let url = format!("http://{grpc}");
     eprintln!("coordinator on {grpc} (pid {})", cluster.children[0].1.id().unwrap_or(0));
-    for i in 0..args.workers {
-        let name = format!("worker-{i}");
+    for i in 0..args.workers + args.spares {
+        let name =
+            if i < args.workers { format!("worker-{i}") } else { format!("spare-{}", i - args.workers) };
         let wargs: Vec<String> = vec![
             "worker".into(),
             "--coordinator".into(),
@@ -265,6 +354,8 @@ async fn up(
         eprintln!("{name} started (pid {pid})");
     }
     let security = rpc::net::Security { token: Some(token), tls: None };
+    let player =
+        (!plan.is_empty()).then(|| tokio::spawn(play_faults(url.clone(), security.clone(), plan.to_vec())));
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(u64::from(job.file.steps)),
         indicatif::ProgressDrawTarget::stderr(),
@@ -294,6 +385,9 @@ async fn up(
         }
     };
     bar.finish_and_clear();
+    if let Some(p) = player {
+        p.abort();
+    }
     let last = watched.context("watching the job")?;
     // The coordinator exits after shutting the workers down; wait for everyone, then read its report.
     let coord_status = tokio::time::timeout(Duration::from_secs(30), cluster.children[0].1.wait())

@@ -1,0 +1,266 @@
+//! Live fault injection and recovery, with real processes: workers killed with SIGKILL, faults injected with
+//! `choir inject` (kill, hang, slow, partition, a kill half-way through a checkpoint write, a corrupted
+//! checkpoint), checkpoints on disk. Every run must end in the same state as a fault-free one, committed
+//! checkpoints must only move forward (except when a corrupt one is passed over), and no run may lose more
+//! than the steps since its last checkpoint.
+#![allow(clippy::print_stderr)] // the tests report the measured detection and recovery times
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::daemons::{Procs, default_job, http_get, run_job};
+use crate::support::choir;
+
+const STEPS: u32 = 16;
+const EVERY: u64 = 2;
+
+/// The coordinator's `/status`, or `None` when it no longer answers (it exited).
+fn status(http: &str) -> Option<Value> {
+    std::net::TcpStream::connect(http).ok()?;
+    let (_, body) = http_get(http, "/status", Some("tok"));
+    serde_json::from_str(&body).ok()
+}
+
+/// Polls `/status` until `ready` holds, recording every committed checkpoint step seen.
+fn wait_until(http: &str, what: &str, seen: &mut Vec<u64>, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let Some(s) = status(http) else {
+            panic!("the coordinator stopped answering while waiting for {what} (checkpoints seen {seen:?})");
+        };
+        if let Some(c) = s["job"]["checkpoint_step"].as_u64()
+            && seen.last() != Some(&c)
+        {
+            seen.push(c);
+        }
+        if ready(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:#}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn recoveries(s: &Value) -> Vec<Value> {
+    s["job"]["recoveries"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until `n` failures are known and all are recovered from (their first step after the restore done).
+fn wait_recovered(http: &str, n: usize, seen: &mut Vec<u64>) -> Value {
+    wait_until(http, &format!("{n} recovered failure(s)"), seen, |s| {
+        let r = recoveries(s);
+        r.len() >= n && r.iter().all(|x| x["recover_s"].as_f64().unwrap_or(-1.0) >= 0.0)
+    })
+}
+
+fn inject(grpc: &str, args: &[&str]) {
+    let url = format!("http://{grpc}");
+    let mut all = vec!["inject", "--coordinator", &url, "--token", "tok"];
+    all.extend_from_slice(args);
+    let out = choir(&all);
+    assert!(out.status.success(), "choir {all:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn reference_digest(dir: &Path, job: &str) -> Value {
+    let mut procs = Procs::default();
+    let report = run_job(&mut procs, job, &[], &dir.join("reference.json"));
+    assert_eq!(report["summary"]["state"], "succeeded");
+    report["summary"]["state_digest"].clone()
+}
+
+/// Checks the invariants every faulty run must keep, and prints its recoveries.
+fn check_nothing_lost(report: &Value, reference: &Value, seen: &[u64], ckpt: &Path) {
+    let summary = &report["summary"];
+    assert_eq!(summary["state"], "succeeded", "{summary:#}");
+    assert_eq!(summary["steps_done"], STEPS);
+    assert_eq!(&summary["state_digest"], reference, "the run with faults must end in the fault-free state");
+    let recs = summary["recoveries"].as_array().unwrap();
+    for r in recs {
+        eprintln!(
+            "{:<20} detected {:>8.3} s  recovered {:>8.3} s  restored step {:>2}  lost {}  {}",
+            r["fault"].as_str().unwrap(),
+            r["detect_s"].as_f64().unwrap(),
+            r["recover_s"].as_f64().unwrap(),
+            r["restored_step"],
+            r["lost_steps"],
+            r["cause"].as_str().unwrap()
+        );
+        let restored = r["restored_step"].as_u64().unwrap();
+        assert_eq!(restored % EVERY, 0, "restored from a step that is no checkpoint: {r}");
+        if r["fault"] != "corrupt-checkpoint" && r["skipped"].as_array().unwrap().is_empty() {
+            assert!(
+                r["lost_steps"].as_u64().unwrap() <= EVERY,
+                "lost more than the steps since the checkpoint: {r}"
+            );
+        }
+        assert!(r["recover_s"].as_f64().unwrap() >= 0.0, "not recovered: {r}");
+    }
+    // Committed checkpoints only move forward, except when a corrupt one is passed over.
+    let fallbacks = recs.iter().filter(|r| r["fault"] == "corrupt-checkpoint").count();
+    let backwards = seen.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(backwards <= fallbacks, "committed checkpoints went backwards {backwards} times: {seen:?}");
+    // On disk: committed checkpoints only (the job keeps 3), no torn file left behind.
+    let job_dir = std::fs::read_dir(ckpt).unwrap().next().unwrap().unwrap().path();
+    let mut steps = vec![];
+    for e in std::fs::read_dir(&job_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            assert!(p.join("manifest.json").is_file(), "{} has no manifest", p.display());
+            for f in std::fs::read_dir(&p).unwrap() {
+                let name = f.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(!name.ends_with(".tmp"), "torn file {name} left in {}", p.display());
+            }
+            steps.push(p);
+        }
+    }
+    assert!(!steps.is_empty() && steps.len() <= 3, "{steps:?}");
+    assert_eq!(std::fs::read_to_string(job_dir.join("latest")).unwrap().trim(), format!("step-{STEPS:08}"));
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_is_replaced_by_a_spare_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = default_job(dir.path(), STEPS);
+    let reference = reference_digest(dir.path(), &job);
+
+    let mut procs = Procs::default();
+    let ckpt = dir.path().join("ckpt");
+    let report = dir.path().join("faulty.json");
+    let (c, grpc, http) = procs.coordinator(
+        "tok",
+        &[
+            "--job",
+            &job,
+            "--nnodes",
+            "4",
+            "--max-restarts",
+            "2",
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let workers: Vec<usize> =
+        (0..5).map(|i| procs.named_worker(&grpc, "tok", &format!("proc-{i}"))).collect();
+    let mut seen = vec![];
+    let s = wait_until(&http, "a checkpoint and a step past it", &mut seen, |s| {
+        s["job"]["checkpoint_step"].as_u64() >= Some(2) && s["job"]["steps_done"].as_u64() >= Some(3)
+    });
+    // The process hosting rank 1.
+    let name = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["ranks"].as_array().unwrap().contains(&Value::from(1)))
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let idx = workers[name.strip_prefix("proc-").unwrap().parse::<usize>().unwrap()];
+    let killed_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    procs.0[idx].kill().unwrap(); // SIGKILL
+    procs.0[idx].wait().unwrap();
+    let s = wait_recovered(&http, 1, &mut seen);
+    let r = &recoveries(&s)[0];
+    let detect = r["detected_unix_s"].as_f64().unwrap() - killed_at;
+    eprintln!("SIGKILL of {name}: detected after {detect:.3} s; {r}");
+    assert_eq!(r["fault"], "lost", "nothing was injected through the coordinator: {r}");
+    assert!(
+        detect < 1.0,
+        "a killed worker must be noticed at once (the heartbeat stream breaks): {detect:.3} s"
+    );
+    let (code, err) = procs.wait(c, Duration::from_secs(180));
+    assert_eq!(code, Some(0), "{err}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    check_nothing_lost(&report, &reference, &seen, &ckpt);
+}
+
+#[test]
+fn every_injected_fault_kind_is_survived_with_the_fault_free_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = default_job(dir.path(), STEPS);
+    let reference = reference_digest(dir.path(), &job);
+
+    let mut procs = Procs::default();
+    let ckpt = dir.path().join("ckpt");
+    let report = dir.path().join("faulty.json");
+    let (c, grpc, http) = procs.coordinator(
+        "tok",
+        &[
+            "--job",
+            &job,
+            "--nnodes",
+            "4",
+            "--max-restarts",
+            "6",
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    // Two spares: a killed worker is gone for good; a hung or partitioned one comes back as a spare.
+    for i in 0..6 {
+        procs.named_worker(&grpc, "tok", &format!("proc-{i}"));
+    }
+    let mut seen = vec![];
+    let at_step = |n: u64| move |s: &Value| s["job"]["steps_done"].as_u64() >= Some(n);
+    wait_until(&http, "step 1", &mut seen, at_step(1));
+
+    inject(&grpc, &["--kill", "1"]);
+    wait_recovered(&http, 1, &mut seen);
+
+    inject(&grpc, &["--hang", "2", "--for", "3s"]);
+    wait_recovered(&http, 2, &mut seen);
+
+    inject(&grpc, &["--partition", "3", "--for", "3s"]);
+    wait_recovered(&http, 3, &mut seen);
+
+    inject(&grpc, &["--slow", "0", "--factor", "5", "--for", "2s"]);
+    wait_recovered(&http, 4, &mut seen);
+
+    // A corrupt newest checkpoint, then a worker dying half-way through writing the next one: the torn
+    // checkpoint is ignored, the corrupt one is caught by its checksum, the one before restores.
+    let s = wait_until(&http, "a fresh checkpoint", &mut seen, |s| {
+        s["job"]["checkpoint_step"].as_u64() >= Some(4)
+            && s["job"]["steps_done"].as_u64() < Some(u64::from(STEPS) - 2)
+    });
+    let corrupted = s["job"]["checkpoint_step"].as_u64().unwrap();
+    inject(&grpc, &["--corrupt-checkpoint", "latest"]);
+    inject(&grpc, &["--kill", "0", "--during-checkpoint"]);
+    let s = wait_recovered(&http, 6, &mut seen);
+    let recs = recoveries(&s);
+    let corrupt =
+        recs.iter().find(|r| r["fault"] == "corrupt-checkpoint").expect("the corrupt checkpoint was found");
+    assert!(corrupt["cause"].as_str().unwrap().contains("SHA-256"), "{corrupt}");
+    assert!(corrupt["restored_step"].as_u64().unwrap() < corrupted, "{corrupt}");
+
+    let (code, err) = procs.wait(c, Duration::from_secs(240));
+    assert_eq!(code, Some(0), "{err}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let recs = report["summary"]["recoveries"].as_array().unwrap();
+    let kinds: Vec<&str> = recs.iter().map(|r| r["fault"].as_str().unwrap()).collect();
+    for kind in ["kill", "hang", "partition", "slow", "corrupt-checkpoint"] {
+        assert!(kinds.contains(&kind), "no {kind} among {kinds:?}");
+    }
+    let kill = &recs[0];
+    assert!(kill["detect_s"].as_f64().unwrap() < 1.0, "{kill}");
+    let hang = recs.iter().find(|r| r["fault"] == "hang").unwrap();
+    assert!(hang["detect_s"].as_f64().unwrap() < 3.0, "a hang is found by heartbeat silence (1.5 s): {hang}");
+    check_nothing_lost(&report, &reference, &seen, &ckpt);
+}
+
+#[test]
+fn inject_refuses_bad_input_with_a_clear_error() {
+    let out = choir(&["inject", "--coordinator", "127.0.0.1:1", "--slow", "0", "--factor", "0.5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--factor 0.5"));
+    let out = choir(&["inject", "--coordinator", "127.0.0.1:1", "--corrupt-checkpoint", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--corrupt-checkpoint soon"));
+    let out = choir(&["inject", "--coordinator", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2), "no fault named");
+}
