@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use collective::flow::collectives::{FlowCollective, FlowSim};
-use collective::placement::{ClusterRouter, comm_shape, flow_config};
+use collective::placement::comm_shape;
 use collective::validation::{self, Outcome};
 use collective::{Algorithm, CollectiveConfig, Communicator, Op, Protocol};
 use serde::Serialize;
@@ -94,28 +93,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     for &bytes in &sizes {
         let cost = comm.time(op, bytes).map_err(bad_input)?;
         let time_s = if flow {
-            let mut sim = FlowSim::new(ClusterRouter::new(&cluster))?;
-            let mut flow = flow_config(&shape, cost.protocol);
-            if cost.algorithm == Algorithm::Nvls {
-                // In-switch reduction runs below link rate (NCCL's nvlsEfficiency): cap each GPU's up/down flow
-                // at NCCL's NVLS algorithm bandwidth (split over the channels the flows are split over).
-                let per_gpu = comm.cell_bandwidth_bytes_per_s(op, cost.algorithm, cost.protocol);
-                flow.rate_cap_bytes_per_s =
-                    per_gpu.map_or(f64::INFINITY, |b| b / f64::from(flow.channels.max(1)));
-            }
-            sim.submit(&FlowCollective {
-                ranks: group.clone(),
-                op,
-                bytes,
-                algorithm: cost.algorithm,
-                config: flow,
-                tag: 0,
-            })
-            .map_err(bad_input)?;
-            let done = sim.run_to_idle()?;
-            done.first()
-                .map(|d| d.end_s - d.start_s)
-                .ok_or_else(|| anyhow::anyhow!("flow model lost the run"))?
+            collective::placement::flow_time(&cluster, &group, op, bytes, &config).map_err(bad_input)?.1
         } else {
             cost.time_s
         };
