@@ -38,6 +38,11 @@ impl FaultState {
         self.lock().partition = Some((until, peers.into_iter().collect()));
     }
 
+    /// Ends a slow-down (a restart moves the job off the straggling state).
+    pub fn clear_slow(&self) {
+        self.lock().slow_until = None;
+    }
+
     /// Arms a kill that fires half-way through the next checkpoint shard write.
     pub fn arm_kill_on_checkpoint(&self) {
         self.lock().kill_on_checkpoint = true;

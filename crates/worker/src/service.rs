@@ -132,6 +132,8 @@ impl pb::worker_server::Worker for WorkerService {
         }
         self.0.abandon_step();
         let _running = self.0.step_lock.lock().await;
+        // A slow-down lasts its duration or until the job restarts, whichever comes first.
+        self.0.faults.clear_slow();
         if assignment.restore {
             let a = assignment.clone();
             assignment.digests = tokio::task::spawn_blocking(move || restore_digests(&a))

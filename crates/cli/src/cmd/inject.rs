@@ -27,7 +27,7 @@ pub(crate) struct Args {
     /// Hang the worker hosting RANK for --for: no heartbeats, no progress.
     #[arg(long, value_name = "RANK")]
     hang: Option<u32>,
-    /// Slow the compute of the worker hosting RANK by --factor for --for.
+    /// Slow the compute of the worker hosting RANK by --factor for --for (or until the job restarts).
     #[arg(long, value_name = "RANK")]
     slow: Option<u32>,
     /// Cut the workers hosting RANKS (comma-separated) off from the coordinator and every other worker for --for.
