@@ -10,7 +10,8 @@ use serde::Serialize;
 ///
 /// Every `Option<Vec<u32>>` dimension is free (every divisor that fits) when `None`, or restricted to the listed
 /// values. The framework settings a search does not vary (precision, FlashAttention, gradient-reduction overlap
-/// and precision, parameter-gather overlap, FSDP prefetch, bucket size) come from `base`.
+/// and precision, parameter-gather overlap, pipeline-communication overlap, FSDP prefetch, bucket size) come
+/// from `base`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchSpace {
     /// GPUs every plan must use exactly (tp·cp·dp·pp).
