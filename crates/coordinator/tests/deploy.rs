@@ -105,6 +105,25 @@ fn probes_ports_secrets_and_counts_agree() {
     let p = &job.plan;
     assert_eq!(p.tp * p.pp * p.dp * p.cp, nnodes as u32 * gpus, "the job's ranks must equal workers × GPUs");
     assert_eq!(env_of(coord, "CHOIR_JOB"), Some("/etc/choir/job.toml"));
+    // Checkpoints: the coordinator and every worker mount the same RWX claim at CHOIR_CHECKPOINT_DIR.
+    let dir = env_of(coord, "CHOIR_CHECKPOINT_DIR").expect("the coordinator names its checkpoint directory");
+    let claim = find(&docs, "PersistentVolumeClaim", "choir-checkpoints");
+    assert_eq!(claim["spec"]["accessModes"][0], "ReadWriteMany");
+    for workload in [deployment, statefulset] {
+        let pod = &workload["spec"]["template"]["spec"];
+        let volume = pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["persistentVolumeClaim"]["claimName"] == "choir-checkpoints")
+            .expect("a volume from the checkpoint claim");
+        let mounted = pod["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == volume["name"] && m["mountPath"].as_str() == Some(dir));
+        assert!(mounted, "the checkpoint volume must be mounted at {dir}");
+    }
 }
 
 #[test]
