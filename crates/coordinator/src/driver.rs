@@ -575,7 +575,7 @@ async fn run_steps(
             records.push(StepRecord { step, wall_s, ranks });
         }
         let done = journal.steps_done;
-        if done % job.file.checkpoint.every == 0 || done == journal.steps_total {
+        if done.is_multiple_of(job.file.checkpoint.every) || done == journal.steps_total {
             checkpoint(shared, job, run_id, ckpt, members, journal, store, config).await?;
         }
     }
