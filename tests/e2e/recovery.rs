@@ -264,3 +264,23 @@ fn inject_refuses_bad_input_with_a_clear_error() {
     let out = choir(&["inject", "--coordinator", "127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2), "no fault named");
 }
+
+#[test]
+fn choir_up_restarts_a_killed_worker_process_and_ends_in_the_fault_free_state() {
+    let clean = choir(&["up", "--steps", "8", "--json"]);
+    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stderr));
+    let clean: Value = serde_json::from_slice(&clean.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("kill.toml");
+    std::fs::write(&plan, "[[faults]]\ntime_s = 1.0\ntarget = { rank = 1 }\nkind = \"kill\"\n").unwrap();
+    let out =
+        choir(&["up", "--steps", "8", "--max-restarts", "2", "--faults", plan.to_str().unwrap(), "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("exited (exit status: 3); restarted as worker-"), "{err}");
+    let faulty: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(faulty["state_digest"], clean["state_digest"]);
+    let recs = faulty["recoveries"].as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["fault"], "kill");
+}

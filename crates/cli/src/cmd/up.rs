@@ -32,7 +32,8 @@ pub(crate) struct Args {
     /// Replace the job's step count.
     #[arg(long)]
     steps: Option<u32>,
-    /// Restarts allowed after a lost worker.
+    /// Restarts allowed after a lost worker: the job's restarts from a checkpoint, and `up` restarting dead
+    /// worker processes (as torchrun's agent does).
     #[arg(long, default_value_t = 0)]
     max_restarts: u32,
     /// Extra (hot spare) workers: they join and wait, and replace a lost worker at once.
@@ -263,6 +264,25 @@ fn live_faults(text: &str, origin: &str, gpus_per_worker: u32) -> anyhow::Result
     Ok(out)
 }
 
+/// The command line of one worker child.
+fn worker_args(url: &str, gpus: u32, name: &str) -> Vec<String> {
+    [
+        "worker",
+        "--coordinator",
+        url,
+        "--gpus",
+        &gpus.to_string(),
+        "--name",
+        name,
+        "--connect-timeout",
+        "30s",
+        "--exit-on-stdin-eof",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// Plays the live faults once the job runs.
 async fn play_faults(url: String, security: rpc::net::Security, plan: Vec<LiveFault>) {
     let t0 = loop {
@@ -337,23 +357,12 @@ async fn up(
     for i in 0..args.workers + args.spares {
         let name =
             if i < args.workers { format!("worker-{i}") } else { format!("spare-{}", i - args.workers) };
-        let wargs: Vec<String> = vec![
-            "worker".into(),
-            "--coordinator".into(),
-            url.clone(),
-            "--gpus".into(),
-            args.gpus_per_worker.to_string(),
-            "--name".into(),
-            name.clone(),
-            "--connect-timeout".into(),
-            "30s".into(),
-            "--exit-on-stdin-eof".into(),
-        ];
+        let wargs = worker_args(&url, args.gpus_per_worker, &name);
         let child = cluster.spawn(&name, &wargs, &token, args.verbose)?;
         let pid = child.id().unwrap_or(0);
         eprintln!("{name} started (pid {pid})");
     }
-    let security = rpc::net::Security { token: Some(token), tls: None };
+    let security = rpc::net::Security { token: Some(token.clone()), tls: None };
     let player =
         (!plan.is_empty()).then(|| tokio::spawn(play_faults(url.clone(), security.clone(), plan.to_vec())));
     let bar = indicatif::ProgressBar::with_draw_target(
@@ -377,11 +386,43 @@ async fn up(
         bar.set_message(msg);
     });
     tokio::pin!(watch);
-    let watched = tokio::select! {
-        r = &mut watch => r,
-        _ = tokio::signal::ctrl_c() => {
-            bar.abandon_with_message("interrupted");
-            return Ok(Outcome::Interrupted);
+    // Like torchrun's agent, `up` restarts a worker process that dies (up to --max-restarts in all), so that a
+    // lost worker comes back and rejoins even without spares.
+    let mut respawns = 0;
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    let watched = loop {
+        tokio::select! {
+            r = &mut watch => break r,
+            _ = tokio::signal::ctrl_c() => {
+                bar.abandon_with_message("interrupted");
+                return Ok(Outcome::Interrupted);
+            }
+            _ = check.tick() => {
+                let dead: Vec<(usize, String)> = cluster
+                    .children
+                    .iter_mut()
+                    .enumerate()
+                    .skip(1)
+                    .filter_map(|(i, (name, c))| matches!(c.try_wait(), Ok(Some(_))).then(|| (i, name.clone())))
+                    .collect();
+                for (i, name) in dead.into_iter().rev() {
+                    let (_, mut gone) = cluster.children.remove(i);
+                    let status = gone.wait().await;
+                    if status.as_ref().is_ok_and(|s| s.success()) {
+                        continue; // told to stop: the job is over
+                    }
+                    let status = status.map(|s| s.to_string()).unwrap_or_default();
+                    if respawns >= args.max_restarts {
+                        bar.suspend(|| eprintln!("{name} exited ({status}); no restarts left to replace it"));
+                        continue;
+                    }
+                    respawns += 1;
+                    let new_name = format!("{}-r{respawns}", name.split("-r").next().unwrap_or(&name));
+                    let wargs = worker_args(&url, args.gpus_per_worker, &new_name);
+                    let pid = cluster.spawn(&new_name, &wargs, &token, args.verbose)?.id().unwrap_or(0);
+                    bar.suspend(|| eprintln!("{name} exited ({status}); restarted as {new_name} (pid {pid})"));
+                }
+            }
         }
     };
     bar.finish_and_clear();
