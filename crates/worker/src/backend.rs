@@ -58,6 +58,12 @@ pub struct OpCtx {
     pub task: Task,
     /// The op's input state: a digest of the rank's state and its dependencies' results.
     pub input: u64,
+    /// When the op should start on the step's schedule: when its stream's previous op and its dependencies
+    /// were planned to end, or now if it is later than that by more than the timer jitter absorbed
+    /// ([`crate::exec::JITTER_ABSORBED_S`]). A backend that plays simulated durations ends the op at
+    /// `planned_start + duration`, so timer and wake-up jitter do not pile up over a step's ops, while real
+    /// delays (a late message, a hang, a slow-down) still push everything after them.
+    pub planned_start: std::time::Instant,
 }
 
 /// A collective as a backend sees it.

@@ -46,6 +46,23 @@ pub async fn sleep_s(seconds: f64) {
     }
 }
 
+/// Sleeps until `deadline` (accurately, as [`sleep_s`]).
+pub async fn sleep_until(deadline: std::time::Instant) {
+    sleep_s(deadline.saturating_duration_since(std::time::Instant::now()).as_secs_f64()).await;
+}
+
+impl Emulate {
+    /// Waits out any hang; returns when the op's simulated time starts counting: its planned start, or now
+    /// after a hang.
+    async fn start_of(&self, ctx: &OpCtx) -> std::time::Instant {
+        if self.faults.hung_for().is_some() {
+            self.faults.wait_while_hung().await;
+            return std::time::Instant::now();
+        }
+        ctx.planned_start
+    }
+}
+
 impl Backend for Emulate {
     fn name(&self) -> &'static str {
         "emulate"
@@ -53,21 +70,20 @@ impl Backend for Emulate {
 
     fn compute(&self, ctx: OpCtx) -> BoxFuture<'_, Result<u64, WorkerError>> {
         Box::pin(async move {
-            self.faults.wait_while_hung().await;
+            let from = self.start_of(&ctx).await;
             let scale = ctx.job.assignment.time_scale * self.faults.slow_factor();
-            sleep_s(ctx.task.duration_s * scale).await;
+            sleep_until(from + Duration::from_secs_f64(ctx.task.duration_s * scale)).await;
             Ok(mix(ctx.input, 0xC0))
         })
     }
 
     fn collective(&self, ctx: OpCtx, spec: CollectiveSpec) -> BoxFuture<'_, Result<u64, WorkerError>> {
         Box::pin(async move {
-            self.faults.wait_while_hung().await;
-            let t0 = std::time::Instant::now();
+            let from = self.start_of(&ctx).await;
             let value = ring(&self.plane, &ctx, &spec).await?;
             // The simulated time covers the transfer: wait only for what the real exchange did not take.
-            let left = ctx.task.duration_s * ctx.job.assignment.time_scale - t0.elapsed().as_secs_f64();
-            sleep_s(left).await;
+            sleep_until(from + Duration::from_secs_f64(ctx.task.duration_s * ctx.job.assignment.time_scale))
+                .await;
             Ok(value)
         })
     }
@@ -80,9 +96,10 @@ impl Backend for Emulate {
         bytes: u64,
     ) -> BoxFuture<'_, Result<u64, WorkerError>> {
         Box::pin(async move {
-            self.faults.wait_while_hung().await;
+            let from = self.start_of(&ctx).await;
             // The simulator charges the transfer to the send; the message lands when it is over.
-            sleep_s(ctx.task.duration_s * ctx.job.assignment.time_scale).await;
+            sleep_until(from + Duration::from_secs_f64(ctx.task.duration_s * ctx.job.assignment.time_scale))
+                .await;
             let msg = DataMessage {
                 job_id: ctx.job.assignment.job_id.clone(),
                 step: ctx.step,

@@ -19,6 +19,12 @@ use crate::WorkerError;
 use crate::backend::{Backend, CollectiveSpec, OpCtx};
 use crate::job::Job;
 
+/// Lateness against the planned schedule that counts as timer and wake-up jitter (live seconds): an op
+/// starting up to this much after its planned start still ends at its planned end. A later start is a real
+/// delay and moves the plan. 2 ms is well above tokio's timer granularity (1 ms) and well below any
+/// injected fault or loopback message delay that matters.
+pub const JITTER_ABSORBED_S: f64 = 0.002;
+
 /// Runs `step` on every hosted rank and returns the timings and digests.
 pub async fn run_step(
     job: Arc<Job>,
@@ -67,7 +73,8 @@ async fn run_rank(
             .clone(),
     );
     let n = stage.tasks.len();
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| watch::channel(None::<u64>)).unzip();
+    // Each op's result and planned end (seconds from `t0`).
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| watch::channel(None::<(u64, f64)>)).unzip();
     let receivers = Arc::new(receivers);
     let senders = Arc::new(senders);
     let start = mix(digest, u64::from(step));
@@ -81,24 +88,31 @@ async fn run_rank(
             (job.clone(), backend.clone(), stage.clone(), receivers.clone(), senders.clone());
         streams.spawn(async move {
             let mut timings = Vec::with_capacity(ops.len());
+            let scale = job.assignment.time_scale;
+            let mut planned = 0.0f64;
             for op in ops {
                 let task = stage.tasks[op as usize].clone();
                 let mut input = mix(start, u64::from(op));
                 for &d in &task.op.deps {
                     let mut rx = receivers[d as usize].clone();
-                    let value = rx
+                    let (value, dep_end) = rx
                         .wait_for(Option::is_some)
                         .await
                         .map_err(|_| WorkerError::Protocol(format!("dependency {d} of op {op} abandoned")))?
                         .unwrap_or_default();
                     input = mix(input, value);
+                    planned = planned.max(dep_end);
                 }
                 let begin = t0.elapsed().as_secs_f64();
-                let ctx = OpCtx { job: job.clone(), step, rank, op, task: task.clone(), input };
+                planned = planned.max(begin - JITTER_ABSORBED_S);
+                let planned_start = t0 + std::time::Duration::from_secs_f64(planned.max(0.0));
+                let ctx =
+                    OpCtx { job: job.clone(), step, rank, op, task: task.clone(), input, planned_start };
                 let result = run_op(&*backend, ctx).await?;
                 let end = t0.elapsed().as_secs_f64();
                 timings.push(OpTiming { op, start_s: begin, end_s: end });
-                senders[op as usize].send_replace(Some(result));
+                planned += task.duration_s * scale;
+                senders[op as usize].send_replace(Some((result, planned)));
             }
             Ok::<_, WorkerError>(timings)
         });
@@ -110,7 +124,7 @@ async fn run_rank(
     ops.sort_by(|a, b| a.end_s.total_cmp(&b.end_s).then(a.op.cmp(&b.op)));
     let mut digest = start;
     for rx in receivers.iter() {
-        digest = mix(digest, rx.borrow().unwrap_or_default());
+        digest = mix(digest, rx.borrow().map_or(0, |(v, _)| v));
     }
     Ok(RankStep { rank, digest, ops })
 }

@@ -26,7 +26,7 @@ mod session;
 
 pub use backend::{Backend, BackendKind, BoxFuture, CollectiveSpec, OpCtx};
 pub use dataplane::{DataPlane, MAILBOX_LIMIT, MailKey, Mailbox};
-pub use exec::run_step;
+pub use exec::{JITTER_ABSORBED_S, run_step};
 pub use faults::FaultState;
 pub use job::Job;
 
