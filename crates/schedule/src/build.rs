@@ -196,7 +196,7 @@ impl Builder<'_> {
             (dir * u64::from(c.m) + u64::from(step.micro_batch)) << 20 | u64::from(dst_vs)
         };
         let act_chunk = self.chunk_activation_bytes(layers);
-        let (send_stream, recv_stream) = if c.plan.overlap_p2p_comm {
+        let (send_stream, recv_stream) = if c.plan.overlaps_p2p() {
             (Stream::PpSend, Stream::PpRecv)
         } else {
             (Stream::Compute, Stream::Compute)
@@ -309,7 +309,7 @@ impl Builder<'_> {
     /// `gather_split_1d_tensor`; Narayanan et al. 2021 §4.1). Returns the op the pass waits for.
     fn p2p_gather(&mut self, recv: OpIdx, t: OpTag) -> OpIdx {
         let c = self.ctx;
-        if c.plan.overlap_p2p_comm || c.plan.sequence_parallel || c.plan.tp == 1 {
+        if c.plan.overlaps_p2p() || c.plan.sequence_parallel || c.plan.tp == 1 {
             return recv;
         }
         self.collective(

@@ -164,17 +164,23 @@ pub struct ParallelPlan {
     /// ZeRO-1/2: overlap the parameter all-gather with the next forward (Megatron-Core
     /// `overlap_param_gather`); else it runs after the optimizer step.
     pub overlap_param_gather: bool,
-    /// Pipeline sends and receives run on their own streams, overlapped with compute (Megatron-Core's
-    /// `overlap_p2p_comm`, on by default in Megatron-LM's arguments for the interleaved schedule). When false,
-    /// every send and receive of the schedule runs on the compute stream, in the schedule's order, and the
-    /// kernels wait for it: Megatron-LM 2021's `p2p_communication._communicate` posted each exchange as a batch
-    /// of NCCL sends and receives, waited for all of them and synchronised the device (Megatron-Core still does
-    /// this for the non-interleaved 1F1B: Megatron-LM forces `overlap_p2p_comm` off there). Without sequence
+    /// Whether pipeline sends and receives run on their own streams, overlapped with compute (Megatron-Core's
+    /// `overlap_p2p_comm`). `None` (the default) is the framework's own choice, resolved by
+    /// [`ParallelPlan::overlaps_p2p`]: overlapped for the interleaved schedule, blocking for every other.
+    /// Megatron-LM's `--no-overlap-p2p-communication` leaves the flag on, and `arguments.py` turns it off
+    /// whenever no virtual pipeline is configured ("non-interleaved schedule does not support overlapping p2p
+    /// communication"; `forward_backward_pipelining_without_interleaving` raises if it is set), so a
+    /// non-interleaved 1F1B exchanges through `batch_isend_irecv` and a device synchronisation.
+    ///
+    /// When blocking, every send and receive of the schedule runs on the compute stream, in the schedule's order,
+    /// and the kernels wait for it: Megatron-LM 2021's `p2p_communication._communicate` posted each exchange as
+    /// a batch of NCCL sends and receives, waited for all of them and synchronised the device. Without sequence
     /// parallelism each TP rank then sends its `1/tp` of the activation and the receivers rebuild it with an
     /// all-gather over the TP group (the scatter/gather of Narayanan et al. 2021 §4.1), also on the compute
     /// stream. Sends are eager: a send completes after its transfer whether or not the peer is receiving yet
-    /// (NCCL's rendezvous wait is not modelled).
-    pub overlap_p2p_comm: bool,
+    /// (NCCL's rendezvous wait is not modelled). `Some(false)` describes Megatron-LM 2021 on every schedule
+    /// (it had no overlap at all).
+    pub overlap_p2p_comm: Option<bool>,
     /// Layers per pipeline stage when not uniform (length `pp`, summing to the model's layers).
     pub stage_layers: Option<Vec<u32>>,
     /// How the framework runs the small kernels: Megatron's fused kernels, or eager PyTorch modules
@@ -209,7 +215,7 @@ impl Default for ParallelPlan {
             flash_attention: true,
             grad_reduce_in_fp32: true,
             overlap_param_gather: false,
-            overlap_p2p_comm: true,
+            overlap_p2p_comm: None,
             kernels: KernelStack::Fused,
             rank_order: RankOrder::TpCpDpPp,
         }
@@ -225,6 +231,12 @@ impl ParallelPlan {
     /// Micro-batches per replica per step: global_batch / (micro_batch · dp).
     pub fn micro_batches(&self) -> u32 {
         self.global_batch / (self.micro_batch * self.dp).max(1)
+    }
+
+    /// Whether pipeline communication overlaps compute: `overlap_p2p_comm` when given, else the framework
+    /// default (overlapped only for the interleaved schedule, as Megatron-LM resolves it).
+    pub fn overlaps_p2p(&self) -> bool {
+        self.overlap_p2p_comm.unwrap_or(self.schedule == PipelineSchedule::Interleaved)
     }
 
     /// Tokens per optimizer step.

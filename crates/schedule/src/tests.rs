@@ -141,8 +141,10 @@ fn blocking_pipeline_communication_runs_on_the_compute_stream_with_the_scatter_g
     let spec = gpt(8);
     let mut pl = plan(4, 2, 1, 4);
     pl.sequence_parallel = false;
-    let overlapped = build(&spec, &pl).unwrap();
-    let blocking = build(&spec, &ParallelPlan { overlap_p2p_comm: false, ..pl.clone() }).unwrap();
+    let overlapped = build(&spec, &ParallelPlan { overlap_p2p_comm: Some(true), ..pl.clone() }).unwrap();
+    let blocking = build(&spec, &ParallelPlan { overlap_p2p_comm: Some(false), ..pl.clone() }).unwrap();
+    // The framework default for a non-interleaved 1F1B is Megatron-LM's: blocking.
+    assert_eq!(build(&spec, &pl).unwrap().stages, blocking.stages);
     let count = |p: &StepProgram, f: &dyn Fn(&Op) -> bool| {
         p.stages.iter().flat_map(|s| &s.ops).filter(|o| f(o)).count()
     };
@@ -178,7 +180,8 @@ fn blocking_pipeline_communication_runs_on_the_compute_stream_with_the_scatter_g
         }
     }
     // With sequence parallelism the activation stays split: no gather.
-    let sp = build(&spec, &ParallelPlan { overlap_p2p_comm: false, sequence_parallel: true, ..pl }).unwrap();
+    let sp =
+        build(&spec, &ParallelPlan { overlap_p2p_comm: Some(false), sequence_parallel: true, ..pl }).unwrap();
     assert_eq!(count(&sp, &gather), 0);
 }
 
@@ -206,4 +209,25 @@ fn sixteen_bit_gradients_are_copied_to_fp32_for_the_optimizer_step() {
     assert_eq!(z1, (params / 4.0 * 4.0) as u64);
     let (fp32, _, _) = optimizer(&build(&spec, &ParallelPlan { grad_reduce_in_fp32: true, ..pl }).unwrap());
     assert_eq!(fp32, 0);
+}
+
+#[test]
+fn pipeline_communication_overlaps_by_default_only_with_interleaving() {
+    let mut pl = plan(1, 2, 1, 4);
+    assert!(!pl.overlaps_p2p(), "1F1B blocks unless asked");
+    pl.overlap_p2p_comm = Some(true);
+    assert!(pl.overlaps_p2p());
+    pl.overlap_p2p_comm = None;
+    pl.schedule = PipelineSchedule::Interleaved;
+    pl.vp = 2;
+    assert!(pl.overlaps_p2p(), "the interleaved schedule overlaps unless asked");
+    pl.overlap_p2p_comm = Some(false);
+    assert!(!pl.overlaps_p2p());
+    for s in [PipelineSchedule::Gpipe, PipelineSchedule::ZbH1] {
+        assert!(!ParallelPlan { schedule: s, vp: 1, overlap_p2p_comm: None, ..pl.clone() }.overlaps_p2p());
+    }
+    // As a file: absent means the framework default, a boolean forces it.
+    let from = |text: &str| toml::from_str::<ParallelPlan>(text).unwrap().overlap_p2p_comm;
+    assert_eq!(from("tp = 1"), None);
+    assert_eq!(from("overlap_p2p_comm = true"), Some(true));
 }

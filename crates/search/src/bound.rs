@@ -47,7 +47,7 @@ impl ShapeKey {
                 PipelineSchedule::Interleaved => 1,
                 PipelineSchedule::ZbH1 => 2,
             },
-            blocking_p2p: !plan.overlap_p2p_comm,
+            blocking_p2p: !plan.overlaps_p2p(),
         }
     }
 }

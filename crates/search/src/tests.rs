@@ -31,7 +31,7 @@ fn the_bound_holds_when_pipeline_communication_blocks() {
     // Megatron-LM 2021: blocking sends and receives, the scatter/gather all-gather, 16-bit gradients reduced
     // after the backward; only pipelined plans, where those ops sit on the compute stream.
     let mut space = small_space();
-    space.base.overlap_p2p_comm = false;
+    space.base.overlap_p2p_comm = Some(false);
     space.base.overlap_grad_reduce = false;
     space.base.grad_reduce_in_fp32 = false;
     space.sequence_parallel = false;
@@ -143,7 +143,7 @@ fn closed_form_memory_is_within_the_pruning_slack_of_the_simulated_peak() {
             recompute,
             schedule,
             grad_reduce_in_fp32: !legacy,
-            overlap_p2p_comm: !legacy,
+            overlap_p2p_comm: Some(!legacy),
             ..ParallelPlan::default()
         };
         let est = estimate_memory(&spec, &plan).total_bytes;

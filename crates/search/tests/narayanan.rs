@@ -3,23 +3,28 @@
 //! paper ran must be feasible and rank in choir's top 10% of feasible plans, and choir's best plan must not be
 //! predicted slower than it.
 //!
-//! The search space is what Megatron-LM could run in April 2021, as the paper describes it: fp16, no
-//! FlashAttention, gradient all-reduce after the backward in fp16, no ZeRO (no distributed optimizer yet),
-//! full activation recomputation (§3.5 of the paper), 1F1B or interleaved schedules, blocking pipeline sends
-//! and receives with the scatter/gather of §4.1 (`p2p_communication._communicate` waited for every batch of
-//! sends and receives and synchronised the device), TP inside a node, the case's global batch, micro-batches
-//! 1, 2, 4 and 8.
+//! The plan the paper ran is the one its launch script gives: NVIDIA/Megatron-LM `examples/sc21/run_table_1.sh`
+//! (commit de7dc40, "scripts for sc21", 2021-08-10; now `examples/academic_paper_scripts/sc21/`) sets, per
+//! model size, tp, pp, micro-batch, global batch, the DDP implementation and `--num-layers-per-virtual-pipeline-
+//! stage`. Its tp, pp, global batch and node count agree with the validation set's case for every size, which
+//! the validation set marks as recalled, not verified; the micro-batch sizes (16 for 1.7B-7.5B, 8, 4, 2, 2, 1, 1,
+//! 1) and the interleaving (76B: vp 3, 145B: vp 2, 310B: vp 2, 530B: vp 3, the rest none) are not in it.
 //!
-//! Table 1 gives each run's tp, pp and dp but neither its micro-batch size nor whether (and with how many
-//! chunks) it interleaved. So "the paper's plan" is ranked as the best plan choir finds with the paper's tp, pp
-//! and dp, whatever its micro-batch, schedule and vp; the plan `choir validate` assumes (micro-batch 1, 1F1B)
-//! is reported beside it and is the one choir's best must not be slower than.
+//! The search space is what Megatron-LM could run in April 2021: fp16, no FlashAttention, no ZeRO, full
+//! activation recomputation (`--checkpoint-activations`, §3.5 of the paper), gradients all-reduced in fp16,
+//! 1F1B or interleaved schedules with blocking pipeline sends and receives and the scatter/gather of §4.1
+//! (`p2p_communication._communicate` waited for every batch of sends and receives and synchronised the device),
+//! TP inside a node, the case's global batch, micro-batches 1 to 16. Data parallelism is the implementation the
+//! scripts pick: PyTorch DDP without pipelining (`--DDP-impl torch` for 1.7B-18B; the no-pipelining schedule
+//! runs all but the last micro-batch under `no_sync`, so the all-reduce overlaps the last backward in 25 MiB
+//! buckets, PyTorch's default `bucket_cap_mb`), and Megatron's local DDP with pipelining (`--DDP-impl local`,
+//! one all-reduce after the backward; the 2021 pipelined schedules had no `no_sync`, so PyTorch DDP would have
+//! reduced after every micro-batch).
 //!
-//! The first three cases run by default; all ten with `CHOIR_HEAVY_TESTS=1`. The top-10% criterion holds for
-//! 1.7B, 76B, 145B, 310B, 530B and 1T, which are asserted; `CHOIR_STRICT_PRACTICE=1` asserts it for every case
-//! and fails for 3.6B, 7.5B, 18B and 39B, where choir prefers lower TP than the paper ran: without sequence
-//! parallelism the synchronous TP all-reduces take 15-19% of a tp-8 step (18B, 39B), which plans with tp 1-2
-//! and deeper interleaved pipelines avoid (see the README's "Check against practice").
+//! The first three cases run by default; all ten with `CHOIR_HEAVY_TESTS=1`. The top-10% criterion is asserted
+//! for the cases in [`HOLDS`]; `CHOIR_STRICT_PRACTICE=1` asserts it for every case and lists the misses: for
+//! 7.5B, 18B and 39B choir prefers lower TP with deeper interleaved pipelines than the paper ran (see the
+//! README's "Check against practice").
 #![allow(clippy::print_stderr)] // the test reports its comparison table
 
 use schedule::{ParallelPlan, PipelineSchedule, Recompute};
@@ -27,11 +32,32 @@ use toml::Value;
 
 const PUBLIC_TOML: &str = include_str!("../../../tests/data/public.toml");
 
+/// The cases whose paper plan ranks in choir's top 10% (asserted).
+const HOLDS: [&str; 7] = ["_1.7B", "_3.6B", "_76B", "_145B", "_310B", "_530B", "_1T"];
+
+/// PyTorch DDP's default bucket, `bucket_cap_mb = 25` (MiB), in fp16 gradient elements.
+const TORCH_DDP_BUCKET_PARAMS: u64 = 25 * 1024 * 1024 / 2;
+
 fn int(v: &Value, key: &str) -> u32 {
     v.get(key).and_then(Value::as_integer).unwrap_or_else(|| panic!("missing {key}")) as u32
 }
 
-/// A case's model, paper plan and cluster.
+/// What `run_table_1.sh` sets beyond the validation case: (size suffix, micro-batch, layers per virtual stage).
+/// Interleaving is on where the script passes `--num-layers-per-virtual-pipeline-stage`.
+const SCRIPT: [(&str, u32, Option<u32>); 10] = [
+    ("_1.7B", 16, None),
+    ("_3.6B", 16, None),
+    ("_7.5B", 16, None),
+    ("_18B", 8, None),
+    ("_39B", 4, None),
+    ("_76B", 2, Some(5)),
+    ("_145B", 2, Some(5)),
+    ("_310B", 1, Some(3)),
+    ("_530B", 1, Some(1)),
+    ("_1T", 1, None),
+];
+
+/// A case's model, the plan the paper ran and the cluster.
 struct Case {
     id: String,
     spec: model::ModelSpec,
@@ -42,6 +68,7 @@ struct Case {
 fn case(v: &Value) -> Case {
     let m = &v["model"];
     let par = &v["parallel"];
+    let id = v["id"].as_str().unwrap().to_owned();
     // A GPT-3-style model (learned positions, LayerNorm, GeLU MLP, biases) resized to the case.
     let mut spec = model::preset("gpt3-175b").unwrap();
     spec.name = m["name"].as_str().unwrap().to_owned();
@@ -55,19 +82,24 @@ fn case(v: &Value) -> Case {
     spec.seq_len = u64::from(int(m, "seq_len"));
     spec.tied_embeddings = false;
     let gpus = int(v, "num_gpus");
-    let paper = ParallelPlan {
+    let &(_, micro_batch, layers_per_virtual) =
+        SCRIPT.iter().find(|(size, ..)| id.ends_with(size)).expect("every case has a launch script entry");
+    let pp = int(par, "pp");
+    let vp = layers_per_virtual.map_or(1, |l| int(m, "num_layers") / pp / l);
+    let paper = legacy(ParallelPlan {
         tp: int(par, "tp"),
-        pp: int(par, "pp"),
+        pp,
         dp: int(par, "dp"),
-        micro_batch: 1,
+        vp,
+        micro_batch,
         global_batch: int(par, "global_batch"),
         seq_len: spec.seq_len as u32,
         zero_stage: 0,
         sequence_parallel: false,
         recompute: Recompute::Full,
-        schedule: PipelineSchedule::OneFOneB,
-        ..legacy_base()
-    };
+        schedule: if vp > 1 { PipelineSchedule::Interleaved } else { PipelineSchedule::OneFOneB },
+        ..ParallelPlan::default()
+    });
     paper.validate(&spec, Some(u64::from(gpus))).unwrap();
     // DGX A100 80GB nodes of 8 GPUs, one 200 Gb/s HDR NIC per GPU (Selene; the case's nic_gbps_per_gpu).
     let gpu = topology::catalog::gpu(v["gpu"].as_str().unwrap()).unwrap();
@@ -79,95 +111,98 @@ fn case(v: &Value) -> Case {
     cs.node.nics_per_node = cs.node.gpus_per_node;
     cs.node.nic.bandwidth_bytes_per_s = f64::from(int(v, "nic_gbps_per_gpu")) * 1e9 / 8.0;
     let cluster = topology::Cluster::build(&cs, gpus).unwrap();
-    Case { id: v["id"].as_str().unwrap().to_owned(), spec, paper, cluster }
+    Case { id, spec, paper, cluster }
 }
 
-/// Megatron-LM (April 2021) settings.
-fn legacy_base() -> ParallelPlan {
+/// Megatron-LM (April 2021) settings for `plan`, with the DDP implementation its pipeline depth calls for.
+fn legacy(plan: ParallelPlan) -> ParallelPlan {
+    let torch_ddp = plan.pp == 1;
     ParallelPlan {
         precision: model::Precision::Fp16,
         flash_attention: false,
-        overlap_grad_reduce: false,
+        overlap_grad_reduce: torch_ddp,
+        bucket_params: torch_ddp.then_some(TORCH_DDP_BUCKET_PARAMS),
         grad_reduce_in_fp32: false,
         overlap_param_gather: false,
-        overlap_p2p_comm: false,
-        ..ParallelPlan::default()
+        overlap_p2p_comm: Some(false),
+        ..plan
     }
 }
 
-fn space(c: &Case) -> search::SearchSpace {
-    let mut s = search::SearchSpace::new(c.paper.gpus() as u32, c.paper.global_batch, c.paper.seq_len);
-    s.base = legacy_base();
-    s.cp = Some(vec![1]);
-    s.sequence_parallel = false;
-    s.micro_batch = Some(vec![1, 2, 4, 8]);
-    s.zero_stages = vec![0];
-    s.recompute = vec![Recompute::Full];
-    s.schedules = vec![PipelineSchedule::OneFOneB, PipelineSchedule::Interleaved];
-    s
+/// The two search spaces (no pipelining with PyTorch DDP; pipelining with local DDP).
+fn spaces(c: &Case) -> [search::SearchSpace; 2] {
+    let gpus = c.paper.gpus() as u32;
+    let one = |pipelined: bool| {
+        let mut s = search::SearchSpace::new(gpus, c.paper.global_batch, c.paper.seq_len);
+        s.base = legacy(ParallelPlan { pp: if pipelined { 2 } else { 1 }, ..ParallelPlan::default() });
+        let pps: Vec<u32> = (1..=gpus).filter(|p| gpus.is_multiple_of(*p)).collect();
+        s.pp = Some(if pipelined { pps.into_iter().filter(|&p| p > 1).collect() } else { vec![1] });
+        s.cp = Some(vec![1]);
+        s.sequence_parallel = false;
+        s.micro_batch = Some(vec![1, 2, 4, 8, 16]);
+        s.zero_stages = vec![0];
+        s.recompute = vec![Recompute::Full];
+        s.schedules = vec![PipelineSchedule::OneFOneB, PipelineSchedule::Interleaved];
+        s
+    };
+    [one(false), one(true)]
 }
 
 /// What the search says about one case.
 struct Outcome {
-    /// 1-based rank among feasible plans of the best plan with the paper's tp, pp and dp (any micro-batch,
-    /// schedule and vp), when within the exactly ranked top 10%.
+    /// 1-based rank of the paper's plan among feasible plans, when within the exactly ranked top 10%.
     rank: Option<usize>,
-    /// The same for the plan `choir validate` assumes (micro-batch 1, 1F1B).
-    assumed_rank: Option<usize>,
     feasible: u64,
     top: usize,
-    /// The best plan with the paper's tp, pp and dp, described, and its step time.
-    paper_best: (String, f64),
-    /// Step time of the `top`-th plan: the paper's best must be no slower to rank in the top 10%.
+    paper_step_s: f64,
+    paper_fits: bool,
+    /// Step time of the `top`-th plan: the paper's plan must be no slower to rank in the top 10%.
     cut_s: f64,
-    /// Step time of the assumed plan.
-    assumed_step_s: f64,
-    assumed_fits: bool,
     best_step_s: f64,
     best: String,
 }
 
-/// Simulates the assumed paper plan and searches the case, ranking exactly the top 10% of the plans that could
-/// fit.
+/// Simulates the paper's plan and searches both spaces, ranking exactly the top 10% of the plans that could fit.
 fn check(c: &Case) -> Outcome {
     let cfg = sim::SimConfig { ranks: sim::RankMode::Unique, ..sim::SimConfig::default() };
     let program = schedule::build(&c.spec, &c.paper).unwrap();
-    let assumed = sim::simulate(&c.spec, &program, &c.cluster, &cfg).unwrap().report;
-    let space = space(c);
-    let e = search::enumerate(&c.spec, &space, c.cluster.gpus_per_node());
+    let paper = sim::simulate(&c.spec, &program, &c.cluster, &cfg).unwrap().report;
+    let spaces = spaces(c);
     let limit = c.cluster.gpu_spec().hbm_bytes * search::PRUNE_SLACK;
-    let could_fit =
-        e.plans.iter().filter(|p| search::estimate_memory(&c.spec, p).total_bytes <= limit).count();
-    let mut config = search::SearchConfig::new(space);
-    config.top = could_fit.div_ceil(10).max(1);
-    let r = search::search(&c.spec, &c.cluster, &config, &|_| {}).unwrap();
-    // The first `top` ranks are exact, so a plan ranked within them is placed exactly.
-    let exact = |i: usize| (i < config.top).then_some(i + 1);
-    let same_split = |p: &ParallelPlan| (p.tp, p.pp, p.dp) == (c.paper.tp, c.paper.pp, c.paper.dp);
-    let family = r.ranked.iter().position(|x| same_split(&x.plan));
-    let faster = r.ranked.iter().filter(|x| x.report.step_time_s < assumed.step_time_s).count();
-    // Beyond the exact top the search may not have simulated the paper's split: search it alone.
-    let paper_best = match family.filter(|&i| i < config.top) {
-        Some(i) => r.ranked[i].clone(),
-        None => {
-            let mut only = config.clone();
-            only.space.tp = Some(vec![c.paper.tp]);
-            only.space.pp = Some(vec![c.paper.pp]);
-            only.top = 1;
-            search::search(&c.spec, &c.cluster, &only, &|_| {}).unwrap().ranked.swap_remove(0)
-        }
-    };
+    let could_fit: usize = spaces
+        .iter()
+        .map(|s| {
+            let e = search::enumerate(&c.spec, s, c.cluster.gpus_per_node());
+            e.plans.iter().filter(|p| search::estimate_memory(&c.spec, p).total_bytes <= limit).count()
+        })
+        .sum();
+    let top = could_fit.div_ceil(10).max(1);
+    // Each search ranks its own first `top` exactly, so the first `top` of their union are exact too.
+    let mut ranked = Vec::new();
+    let mut feasible = 0;
+    for space in spaces {
+        let mut config = search::SearchConfig::new(space);
+        config.top = top;
+        // Large models fit in no plan without pipelining.
+        let r = match search::search(&c.spec, &c.cluster, &config, &|_| {}) {
+            Err(search::SearchError::NothingFits { .. }) => continue,
+            r => r.unwrap(),
+        };
+        feasible += r.feasible;
+        ranked.extend(r.ranked.into_iter().take(top));
+    }
+    ranked.sort_by(|a, b| a.report.step_time_s.total_cmp(&b.report.step_time_s));
+    ranked.truncate(top);
+    let rank = ranked.iter().position(|x| x.plan == c.paper).map(|i| i + 1);
     Outcome {
-        rank: family.and_then(exact),
-        assumed_rank: exact(faster),
-        feasible: r.feasible,
-        top: config.top,
-        paper_best: (search::describe(&paper_best.plan), paper_best.report.step_time_s),
-        cut_s: r.ranked[(config.top - 1).min(r.ranked.len() - 1)].report.step_time_s,
-        assumed_step_s: assumed.step_time_s,
-        assumed_fits: assumed.memory_peak_bytes <= assumed.hbm_bytes,
-        best_step_s: r.ranked[0].report.step_time_s,
-        best: search::describe(&r.ranked[0].plan),
+        rank,
+        feasible,
+        top,
+        paper_step_s: paper.step_time_s,
+        paper_fits: paper.memory_peak_bytes <= paper.hbm_bytes,
+        cut_s: ranked[ranked.len() - 1].report.step_time_s,
+        best_step_s: ranked[0].report.step_time_s,
+        best: search::describe(&ranked[0].plan),
     }
 }
 
@@ -185,61 +220,48 @@ fn cases() -> Vec<Case> {
     all.iter().take(if heavy { all.len() } else { 3 }).map(case).collect()
 }
 
-fn rank_text(rank: Option<usize>, top: usize) -> String {
-    rank.map_or(format!("> {top}"), |r| r.to_string())
-}
-
+/// The paper's plans fit, choir's best is never predicted slower than them, and they rank in choir's top 10%
+/// where [`HOLDS`] says so (every case with `CHOIR_STRICT_PRACTICE=1`).
 #[test]
-fn the_papers_plans_fit_and_choirs_best_is_never_slower() {
+fn the_papers_plans_fit_and_rank_in_choirs_top_tenth() {
+    let strict = std::env::var_os("CHOIR_STRICT_PRACTICE").is_some();
     eprintln!(
-        "{:<22} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9}  paper's best / choir's best",
-        "case", "paper rank", "mb1 1f1b", "paper s", "top-10% s", "mb1 s", "best s"
+        "{:<22} {:>10} {:>9} {:>9} {:>9}  paper's plan / choir's best",
+        "case", "paper rank", "paper s", "top-10% s", "best s"
     );
+    let mut misses = Vec::new();
     for c in cases() {
         let o = check(&c);
+        let rank = o.rank.map_or(format!("> {}", o.top), |r| r.to_string());
         eprintln!(
-            "{:<22} {:>10} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3}  {} / {}",
+            "{:<22} {:>10} {:>9.3} {:>9.3} {:>9.3}  {} / {}",
             c.id,
-            format!("{} / {}", rank_text(o.rank, o.top), o.feasible),
-            rank_text(o.assumed_rank, o.top),
-            o.paper_best.1,
+            format!("{rank} / {}", o.feasible),
+            o.paper_step_s,
             o.cut_s,
-            o.assumed_step_s,
             o.best_step_s,
-            o.paper_best.0,
+            search::describe(&c.paper),
             o.best
         );
-        assert!(o.assumed_fits, "{}: the paper's plan does not fit in memory", c.id);
+        assert!(o.paper_fits, "{}: the paper's plan does not fit in memory", c.id);
         assert!(
-            o.best_step_s <= o.assumed_step_s,
+            o.best_step_s <= o.paper_step_s,
             "{}: best {} s is slower than the paper's {} s",
             c.id,
             o.best_step_s,
-            o.assumed_step_s
+            o.paper_step_s
         );
-    }
-}
-
-/// The acceptance criterion, asserted for the cases where it holds (1.7B by default; 76B, 145B, 310B,
-/// 530B and 1T too with `CHOIR_HEAVY_TESTS=1`) so that it cannot regress there; `CHOIR_STRICT_PRACTICE=1`
-/// asserts every case and fails for 3.6B, 7.5B, 18B and 39B (see the module comment).
-#[test]
-fn the_papers_plans_rank_in_choirs_top_tenth() {
-    let strict = std::env::var_os("CHOIR_STRICT_PRACTICE").is_some();
-    let holds = ["_1.7B", "_76B", "_145B", "_310B", "_530B", "_1T"];
-    let mut misses = Vec::new();
-    for c in cases().into_iter().filter(|c| strict || holds.iter().any(|h| c.id.ends_with(h))) {
-        let o = check(&c);
-        if o.rank.is_none() {
+        if o.rank.is_none() && (strict || HOLDS.iter().any(|h| c.id.ends_with(h))) {
             misses.push(format!(
                 "{}: {} at {:.3} s, the top {} of {} feasible end at {:.3} s",
-                c.id, o.paper_best.0, o.paper_best.1, o.top, o.feasible, o.cut_s
+                c.id,
+                search::describe(&c.paper),
+                o.paper_step_s,
+                o.top,
+                o.feasible,
+                o.cut_s
             ));
         }
     }
-    assert!(
-        misses.is_empty(),
-        "the best plan with the paper's tp, pp and dp is outside the top 10%:\n{}",
-        misses.join("\n")
-    );
+    assert!(misses.is_empty(), "the paper's plan is outside choir's top 10%:\n{}", misses.join("\n"));
 }

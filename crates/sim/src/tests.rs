@@ -201,7 +201,7 @@ fn cross_node_pipeline(vp: u32, overlap: bool) -> ParallelPlan {
         schedule: if vp > 1 { PipelineSchedule::Interleaved } else { PipelineSchedule::OneFOneB },
         global_batch: 64,
         seq_len: 4096,
-        overlap_p2p_comm: overlap,
+        overlap_p2p_comm: Some(overlap),
         ..ParallelPlan::default()
     }
 }

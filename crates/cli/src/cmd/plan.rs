@@ -91,10 +91,15 @@ pub(crate) struct Args {
     /// Reduce gradients after the backward instead of overlapping them (Megatron-LM 2021).
     #[arg(long)]
     pub(crate) no_overlap: bool,
-    /// Pipeline sends and receives block the compute stream instead of overlapping it (Megatron-LM 2021, and
-    /// Megatron-Core's non-interleaved 1F1B).
-    #[arg(long)]
+    /// Pipeline sends and receives block the compute stream on every schedule (Megatron-LM 2021); without
+    /// sequence parallelism the received activation is then rebuilt by an all-gather over the TP group (2021's
+    /// scatter/gather) [default: Megatron-LM's choice, blocking except for interleaved-1f1b].
+    #[arg(long, conflicts_with = "overlap_p2p")]
     pub(crate) no_overlap_p2p: bool,
+    /// Pipeline sends and receives overlap compute on their own streams on every schedule [default:
+    /// Megatron-LM's choice, overlapped only for interleaved-1f1b].
+    #[arg(long)]
+    pub(crate) overlap_p2p: bool,
     /// Reduce gradients in the training precision rather than fp32 (Megatron-LM 2021 with fp16).
     #[arg(long)]
     pub(crate) no_fp32_grad_reduce: bool,
@@ -198,7 +203,7 @@ fn search_config(args: &Args, spec: &model::ModelSpec) -> anyhow::Result<search:
     };
     space.base.flash_attention = !args.no_flash;
     space.base.overlap_grad_reduce = !args.no_overlap;
-    space.base.overlap_p2p_comm = !args.no_overlap_p2p;
+    space.base.overlap_p2p_comm = super::sim::p2p_overlap(args.overlap_p2p, args.no_overlap_p2p);
     space.base.grad_reduce_in_fp32 = !args.no_fp32_grad_reduce;
     space.tp = args.tp.clone();
     space.pp = args.pp.clone();

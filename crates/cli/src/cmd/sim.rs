@@ -97,11 +97,15 @@ pub(crate) struct PlanArgs {
     /// Reduce gradients after the backward instead of overlapping buckets with it (Megatron-LM 2021).
     #[arg(long)]
     pub(crate) no_overlap: bool,
-    /// Pipeline sends and receives block the compute stream instead of overlapping it (Megatron-LM 2021, and
-    /// Megatron-Core's non-interleaved 1F1B); without sequence parallelism the received activation is then
-    /// rebuilt by an all-gather over the TP group (2021's scatter/gather).
-    #[arg(long)]
+    /// Pipeline sends and receives block the compute stream on every schedule (Megatron-LM 2021); without
+    /// sequence parallelism the received activation is then rebuilt by an all-gather over the TP group (2021's
+    /// scatter/gather) [default: Megatron-LM's choice, blocking except for interleaved-1f1b].
+    #[arg(long, conflicts_with = "overlap_p2p")]
     pub(crate) no_overlap_p2p: bool,
+    /// Pipeline sends and receives overlap compute on their own streams on every schedule [default:
+    /// Megatron-LM's choice, overlapped only for interleaved-1f1b].
+    #[arg(long)]
+    pub(crate) overlap_p2p: bool,
     /// Kernel stack: fused (Megatron, Transformer Engine) or eager (PyTorch modules, e.g. llm-foundry).
     #[arg(long, default_value = "fused", value_parser = ["fused", "eager"])]
     pub(crate) kernels: String,
@@ -166,7 +170,7 @@ impl PlanArgs {
             recompute,
             schedule,
             overlap_grad_reduce: !self.no_overlap,
-            overlap_p2p_comm: !self.no_overlap_p2p,
+            overlap_p2p_comm: p2p_overlap(self.overlap_p2p, self.no_overlap_p2p),
             precision,
             flash_attention: !self.no_flash,
             rank_order,
@@ -324,4 +328,13 @@ pub(crate) fn render(r: &sim::Report) -> String {
         r.sim.simulated_ranks, r.sim.events, r.sim.ops_per_replica
     );
     s
+}
+
+/// The plan's `overlap_p2p_comm` from `--overlap-p2p` / `--no-overlap-p2p` (`None`: the framework default).
+pub(crate) fn p2p_overlap(overlap: bool, no_overlap: bool) -> Option<bool> {
+    match (overlap, no_overlap) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }

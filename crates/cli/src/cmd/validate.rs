@@ -261,9 +261,10 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
         flash_attention: !legacy,
         grad_reduce_in_fp32: !legacy && framework != "llm-foundry",
         overlap_param_gather: framework == "megatron-core" || framework == "nemo",
-        // Megatron-LM's pipeline sends and receives blocked the compute stream (p2p_communication.py,
-        // batch_isend_irecv + wait + synchronize, April 2021).
-        overlap_p2p_comm: !legacy,
+        // Megatron-LM's pipeline sends and receives blocked the compute stream on every schedule
+        // (p2p_communication.py, batch_isend_irecv + wait + synchronize, April 2021); later frameworks get
+        // their default (overlapped only for the interleaved schedule).
+        overlap_p2p_comm: if legacy { Some(false) } else { None },
         kernels: if framework == "llm-foundry" {
             schedule::KernelStack::Eager
         } else {
