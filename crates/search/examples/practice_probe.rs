@@ -61,7 +61,7 @@ fn plan(tp: u32, pp: u32, dp: u32, vp: u32, micro_batch: u32, global_batch: u32)
 
 fn main() {
     let gpu = topology::catalog::gpu("a100-sxm-80gb").unwrap();
-    let cm = sim::ComputeModel::for_gpu(&gpu, schedule::KernelStack::Fused, None).unwrap();
+    let cm = sim::ComputeModel::for_gpu(gpu, schedule::KernelStack::Fused, None).unwrap();
     println!("GEMM efficiency (fraction of the 312 TFLOP/s fp16 peak) at b·s tokens per micro-batch");
     println!(
         "{:<5} {:>6} {:>3} {:<8} {:>6} {:>6} {:>6} {:>8} {:>6}",
