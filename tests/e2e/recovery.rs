@@ -119,6 +119,32 @@ fn check_nothing_lost(report: &Value, reference: &Value, seen: &[u64], ckpt: &Pa
     assert_eq!(std::fs::read_to_string(job_dir.join("latest")).unwrap().trim(), format!("step-{STEPS:08}"));
 }
 
+/// Starts a coordinator for the faulty run, with a checkpoint directory and a report under `dir`; returns its
+/// index, its gRPC and HTTP addresses, the checkpoint directory and the report path.
+fn start_faulty(
+    procs: &mut Procs,
+    dir: &Path,
+    job: &str,
+    max_restarts: u32,
+) -> (usize, String, String, std::path::PathBuf, std::path::PathBuf) {
+    let (ckpt, report) = (dir.join("ckpt"), dir.join("faulty.json"));
+    let restarts = max_restarts.to_string();
+    let args = [
+        "--job",
+        job,
+        "--nnodes",
+        "4",
+        "--max-restarts",
+        &restarts,
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (c, grpc, http) = procs.coordinator("tok", &args);
+    (c, grpc, http, ckpt, report)
+}
+
 #[test]
 fn a_worker_killed_with_sigkill_is_replaced_by_a_spare_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,23 +152,7 @@ fn a_worker_killed_with_sigkill_is_replaced_by_a_spare_and_nothing_is_lost() {
     let reference = reference_digest(dir.path(), &job);
 
     let mut procs = Procs::default();
-    let ckpt = dir.path().join("ckpt");
-    let report = dir.path().join("faulty.json");
-    let (c, grpc, http) = procs.coordinator(
-        "tok",
-        &[
-            "--job",
-            &job,
-            "--nnodes",
-            "4",
-            "--max-restarts",
-            "2",
-            "--checkpoint-dir",
-            ckpt.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    );
+    let (c, grpc, http, ckpt, report) = start_faulty(&mut procs, dir.path(), &job, 2);
     let workers: Vec<usize> =
         (0..5).map(|i| procs.named_worker(&grpc, "tok", &format!("proc-{i}"))).collect();
     let mut seen = vec![];
@@ -185,23 +195,7 @@ fn every_injected_fault_kind_is_survived_with_the_fault_free_final_state() {
     let reference = reference_digest(dir.path(), &job);
 
     let mut procs = Procs::default();
-    let ckpt = dir.path().join("ckpt");
-    let report = dir.path().join("faulty.json");
-    let (c, grpc, http) = procs.coordinator(
-        "tok",
-        &[
-            "--job",
-            &job,
-            "--nnodes",
-            "4",
-            "--max-restarts",
-            "6",
-            "--checkpoint-dir",
-            ckpt.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    );
+    let (c, grpc, http, ckpt, report) = start_faulty(&mut procs, dir.path(), &job, 6);
     // Two spares: a killed worker is gone for good; a hung or partitioned one comes back as a spare.
     for i in 0..6 {
         procs.named_worker(&grpc, "tok", &format!("proc-{i}"));

@@ -35,6 +35,15 @@ impl Shared {
         self.job.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The assigned job, if it is `job_id`.
+    fn job_for(&self, job_id: &str) -> Result<Arc<Job>, Status> {
+        let job = self.current_job().ok_or_else(|| Status::failed_precondition("no job assigned"))?;
+        if job_id != job.assignment.job_id {
+            return Err(Status::failed_precondition(format!("job {job_id:?} is not assigned here")));
+        }
+        Ok(job)
+    }
+
     /// Refuses the coordinator's calls while the worker is on the far side of an injected partition.
     fn reachable(&self) -> Result<(), Status> {
         if self.faults.is_partitioned() {
@@ -162,10 +171,7 @@ impl pb::worker_server::Worker for WorkerService {
     ) -> Result<Response<pb::RunStepResponse>, Status> {
         self.0.reachable()?;
         let req = req.into_inner();
-        let job = self.0.current_job().ok_or_else(|| Status::failed_precondition("no job assigned"))?;
-        if req.job_id != job.assignment.job_id {
-            return Err(Status::failed_precondition(format!("job {:?} is not assigned here", req.job_id)));
-        }
+        let job = self.0.job_for(&req.job_id)?;
         let _running = self
             .0
             .step_lock
@@ -188,10 +194,7 @@ impl pb::worker_server::Worker for WorkerService {
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
         self.0.reachable()?;
         let req = req.into_inner();
-        let job = self.0.current_job().ok_or_else(|| Status::failed_precondition("no job assigned"))?;
-        if req.job_id != job.assignment.job_id {
-            return Err(Status::failed_precondition(format!("job {:?} is not assigned here", req.job_id)));
-        }
+        let job = self.0.job_for(&req.job_id)?;
         if job.assignment.checkpoint_dir.is_empty() {
             return Err(Status::failed_precondition("the job has no checkpoint directory"));
         }
