@@ -658,7 +658,9 @@ fn watch_stragglers(
         let ops = &job.program.stages[stage].ops;
         let (mut live, mut sim) = (0.0, 0.0);
         for t in &r.ops {
-            if ops[t.op as usize].stream == schedule::Stream::Compute {
+            // Compute kernels only: with blocking pipeline exchanges a receive on the compute stream waits for
+            // a peer, which says nothing about this rank's speed.
+            if matches!(ops[t.op as usize].kind, schedule::OpKind::Compute { .. }) {
                 live += t.end_s - t.start_s;
                 sim += job.durations_s[stage][t.op as usize];
             }
