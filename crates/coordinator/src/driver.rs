@@ -691,6 +691,7 @@ fn watch_stragglers(
                 ),
                 detect_s: if began == now { -1.0 } else { now.duration_since(began).as_secs_f64() },
                 recover_s: -1.0,
+                // Nothing is restored: the job carries on at the straggler's pace.
                 restored_step: journal.steps_done,
                 lost_steps: 0,
                 skipped: vec![],

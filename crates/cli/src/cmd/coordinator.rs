@@ -453,7 +453,8 @@ pub(crate) fn render_recoveries(recoveries: &[rpc::types::Recovery]) -> String {
             r.fault,
             secs(r.detect_s),
             secs(r.recover_s),
-            format!("step {}", r.restored_step),
+            // A straggler is carried, not restored from a checkpoint.
+            if r.fault == "slow" { "-".to_string() } else { format!("step {}", r.restored_step) },
             r.lost_steps,
             if r.target.is_empty() { "?" } else { &r.target },
             r.cause
