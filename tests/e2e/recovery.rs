@@ -278,3 +278,58 @@ fn choir_up_restarts_a_killed_worker_process_and_ends_in_the_fault_free_state() 
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0]["fault"], "kill");
 }
+
+#[test]
+fn a_coordinator_killed_between_shards_and_manifest_resumes_from_the_previous_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = default_job(dir.path(), STEPS);
+    let reference = reference_digest(dir.path(), &job);
+
+    let mut procs = Procs::default();
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().unwrap().to_string();
+    let (c, grpc, http) = procs.coordinator(
+        "tok",
+        &["--job", &job, "--nnodes", "4", "--max-restarts", "2", "--state-dir", &state_arg],
+    );
+    for i in 0..4 {
+        procs.named_worker(&grpc, "tok", &format!("proc-{i}"));
+    }
+    let mut seen = vec![];
+    let s = wait_until(&http, "a committed checkpoint", &mut seen, |s| {
+        s["job"]["checkpoint_step"].as_u64() >= Some(2)
+    });
+    let committed = s["job"]["checkpoint_step"].as_u64().unwrap();
+    assert!(committed < u64::from(STEPS) - 2, "the job ran too far before the drill: {s}");
+    inject(&grpc, &["--kill-coordinator", "--during-checkpoint"]);
+    let (code, err) = procs.wait(c, Duration::from_secs(120));
+    assert_eq!(code, Some(137), "{err}");
+    assert!(err.contains("no manifest"), "{err}");
+    // On disk: a step directory with shards and no manifest, newer than the last commit.
+    let job_dir = std::fs::read_dir(state.join("checkpoints")).unwrap().next().unwrap().unwrap().path();
+    let torn: Vec<_> = std::fs::read_dir(&job_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.join("manifest.json").exists())
+        .collect();
+    assert_eq!(torn.len(), 1, "expected one uncommitted step directory: {torn:?}");
+    assert!(std::fs::read_dir(&torn[0]).unwrap().count() > 0, "the shards were written");
+
+    // A new coordinator on the same state directory, with new workers (the old ones dialled the old port).
+    for w in procs.0.iter_mut().skip(1) {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let resumed = run_job(&mut procs, &job, &["--state-dir", &state_arg], &dir.path().join("resumed.json"));
+    let summary = &resumed["summary"];
+    assert_eq!(summary["state"], "succeeded");
+    assert_eq!(&summary["state_digest"], &reference, "the resumed job must end in the fault-free state");
+    // It restored the last committed checkpoint and ran only the steps after it; the torn directory is gone.
+    let torn_step: u64 =
+        torn[0].file_name().unwrap().to_str().unwrap().trim_start_matches("step-").parse().unwrap();
+    let restored = torn_step - EVERY;
+    assert!(restored >= committed, "a checkpoint committed before the drill was lost");
+    let rerun = resumed["steps"].as_array().unwrap().len() as u64;
+    assert_eq!(rerun, u64::from(STEPS) - restored, "expected a resume from step {restored}");
+    assert!(!torn[0].exists(), "the uncommitted step directory must be removed");
+}

@@ -101,6 +101,7 @@ fn main() {
         linger: false,
         security: rpc::net::Security { token: Some("bench".into()), tls: None },
         log: Arc::new(|_: &str| {}),
+        self_kill: None,
     };
     let bound = coord_rt.block_on(coordinator::bind(config)).unwrap();
     let url = format!("http://{}", bound.grpc_addr);

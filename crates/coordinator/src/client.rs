@@ -72,6 +72,8 @@ pub enum Target {
     Ranks(Vec<u32>),
     /// Nothing in particular (corrupting a checkpoint).
     Job,
+    /// The coordinator itself (kill drills).
+    Coordinator,
 }
 
 /// Injects a fault through the coordinator; returns what the coordinator did.
@@ -86,6 +88,7 @@ pub async fn inject_fault(
         Target::Worker(id) => (id, vec![]),
         Target::Ranks(r) => (String::new(), r),
         Target::Job => (String::new(), vec![]),
+        Target::Coordinator => ("coordinator".to_string(), vec![]),
     };
     let reply = c
         .inject_fault(pb::InjectFaultRequest { worker_id, fault: Some(fault.into()), ranks })

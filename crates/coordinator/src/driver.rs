@@ -613,6 +613,12 @@ async fn checkpoint(
         }
     }
     shards.sort_by_key(|s| s.rank);
+    if shared.kill_before_commit.swap(false, std::sync::atomic::Ordering::SeqCst)
+        && let Some(die) = &shared.self_kill
+    {
+        (shared.log)(&format!("killed (drill) with the shards of step {step} written and no manifest"));
+        die();
+    }
     let manifest = checkpoint::Manifest {
         format: checkpoint::MANIFEST_FORMAT.to_string(),
         job_id: job.id.clone(),

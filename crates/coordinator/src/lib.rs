@@ -72,6 +72,9 @@ pub struct Config {
     pub security: rpc::net::Security,
     /// Where progress lines go.
     pub log: Log,
+    /// How the coordinator dies when a fault drill kills it (`choir inject --kill-coordinator`); the CLI exits
+    /// the process at once. `None`: such drills are refused.
+    pub self_kill: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// One finished step.
@@ -247,6 +250,8 @@ impl Bound {
             heartbeat: config.heartbeat,
             max_workers: (config.nnodes as usize * 2).max(64),
             log: config.log.clone(),
+            self_kill: config.self_kill.clone(),
+            kill_before_commit: Default::default(),
             started: Instant::now(),
         });
         let auth = rpc::net::AuthCheck::new(config.security.token.as_deref());

@@ -22,7 +22,39 @@ fn join(ranks: &[u32]) -> String {
     ranks.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// The target name that means the coordinator itself.
+pub(crate) const COORDINATOR: &str = "coordinator";
+
 impl CoordinatorService {
+    /// A drill killing the coordinator: at once, or after the next checkpoint's shards and before its commit.
+    fn kill_self(&self, fault: Fault) -> Result<Response<pb::InjectFaultResponse>, Status> {
+        let Some(die) = self.shared.self_kill.clone() else {
+            return Err(Status::failed_precondition("this coordinator does not take kill drills"));
+        };
+        let detail = match fault {
+            Fault::Kill { during_checkpoint: true } => {
+                self.shared.kill_before_commit.store(true, std::sync::atomic::Ordering::SeqCst);
+                "the coordinator will die between the next checkpoint's shards and its manifest".to_string()
+            }
+            Fault::Kill { during_checkpoint: false } => {
+                tokio::spawn(async move {
+                    // Answer first, then die.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    die();
+                });
+                "the coordinator is being killed".to_string()
+            }
+            f => {
+                return Err(Status::invalid_argument(format!(
+                    "{} does not apply to the coordinator",
+                    f.name()
+                )));
+            }
+        };
+        (self.shared.log)(&detail);
+        Ok(Response::new(pb::InjectFaultResponse { detail }))
+    }
+
     /// Flips a byte in one shard of a committed checkpoint of the current job (0: the latest).
     async fn corrupt_checkpoint(&self, step: u32) -> Result<Response<pb::InjectFaultResponse>, Status> {
         let job_id = self.shared.job.borrow().job_id.clone();
@@ -186,6 +218,9 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let fault = Fault::try_from(req.fault.ok_or_else(|| Status::invalid_argument("fault is missing"))?)?;
         if let Fault::CorruptCheckpoint { step } = fault {
             return self.corrupt_checkpoint(step).await;
+        }
+        if req.worker_id == COORDINATOR {
+            return self.kill_self(fault);
         }
         // The workers to hit: by id, or those hosting the ranks.
         let targets: Vec<(String, String, Vec<u32>)> = if !req.worker_id.is_empty() {

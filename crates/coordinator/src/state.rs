@@ -83,6 +83,11 @@ pub(crate) struct Shared {
     pub(crate) max_workers: usize,
     pub(crate) log: Log,
     pub(crate) started: Instant,
+    /// How a drill kills the coordinator (see `Config::self_kill`).
+    pub(crate) self_kill: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// A drill armed the coordinator to die after the next checkpoint's shards are written, before its
+    /// manifest is committed.
+    pub(crate) kill_before_commit: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -42,6 +42,7 @@ async fn start_coordinator(
         linger: false,
         security: security(),
         log: quiet(),
+        self_kill: None,
     };
     let bound = coordinator::bind(config).await.unwrap();
     let url = format!("http://{}", bound.grpc_addr);

@@ -85,6 +85,9 @@ pub(crate) struct Args {
     exit_on_stdin_eof: bool,
 }
 
+/// Exit code of a coordinator killed by a drill (128 + SIGKILL, what a shell reports for `kill -9`).
+pub(crate) const KILLED: i32 = 137;
+
 /// Token and TLS flags shared by the daemons.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SecurityArgs {
@@ -292,6 +295,8 @@ fn run_inner(args: &Args) -> anyhow::Result<i32> {
         linger: args.linger,
         security,
         log: stderr_log("coordinator"),
+        // A kill drill ends the process at once, as SIGKILL would: no shutdown, no final report.
+        self_kill: Some(Arc::new(|| std::process::exit(KILLED))),
     };
     let store: Arc<dyn coordinator::JournalStore> = match (&args.state_dir, &job) {
         (Some(dir), Some(job)) => {

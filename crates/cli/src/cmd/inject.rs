@@ -13,7 +13,7 @@ use rpc::types::Fault;
 
 /// Flags of `choir inject`. Exactly one fault.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("fault").required(true).args(["kill", "hang", "slow", "partition", "corrupt_checkpoint"])))]
+#[command(group(clap::ArgGroup::new("fault").required(true).args(["kill", "kill_coordinator", "hang", "slow", "partition", "corrupt_checkpoint"])))]
 pub(crate) struct Args {
     /// The coordinator, as a URL or HOST:PORT.
     #[arg(long, env = "CHOIR_COORDINATOR", default_value = "127.0.0.1:29400")]
@@ -21,8 +21,12 @@ pub(crate) struct Args {
     /// Kill the worker hosting RANK: its process exits at once.
     #[arg(long, value_name = "RANK")]
     kill: Option<u32>,
-    /// With --kill: die half-way through writing the next checkpoint shard instead of now.
-    #[arg(long, requires = "kill")]
+    /// Kill the coordinator itself: its process exits at once (code 137), as with `kill -9`.
+    #[arg(long)]
+    kill_coordinator: bool,
+    /// With --kill: die half-way through writing the next checkpoint shard instead of now. With
+    /// --kill-coordinator: die once the next checkpoint's shards are written, before its manifest.
+    #[arg(long)]
     during_checkpoint: bool,
     /// Hang the worker hosting RANK for --for: no heartbeats, no progress.
     #[arg(long, value_name = "RANK")]
@@ -71,7 +75,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             args.factor
         )));
     }
-    let (target, fault) = if let Some(r) = args.kill {
+    if args.during_checkpoint && args.kill.is_none() && !args.kill_coordinator {
+        return Err(bad_input("--during-checkpoint goes with --kill RANK or --kill-coordinator"));
+    }
+    let (target, fault) = if args.kill_coordinator {
+        (Target::Coordinator, Fault::Kill { during_checkpoint: args.during_checkpoint })
+    } else if let Some(r) = args.kill {
         (Target::Ranks(vec![r]), Fault::Kill { during_checkpoint: args.during_checkpoint })
     } else if let Some(r) = args.hang {
         (Target::Ranks(vec![r]), Fault::Hang { duration_s })
