@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::daemons::{Procs, default_job, http_get, run_job};
 use crate::support::choir;
 
-const STEPS: u32 = 16;
+const STEPS: u32 = 20;
 const EVERY: u64 = 2;
 
 /// The coordinator's `/status`, or `None` when it no longer answers (it exited).
@@ -213,7 +213,8 @@ fn every_injected_fault_kind_is_survived_with_the_fault_free_final_state() {
     inject(&grpc, &["--partition", "3", "--for", "3s"]);
     wait_recovered(&http, 3, &mut seen);
 
-    inject(&grpc, &["--slow", "0", "--factor", "5", "--for", "2s"]);
+    // Long enough that at least one whole step runs slowed, however loaded the machine is.
+    inject(&grpc, &["--slow", "0", "--factor", "5", "--for", "5s"]);
     wait_recovered(&http, 4, &mut seen);
 
     // A corrupt newest checkpoint, then a worker dying half-way through writing the next one: the torn
