@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::daemons::{Procs, default_job, http_get, run_job};
 use crate::support::choir;
 
-const STEPS: u32 = 20;
+const STEPS: u32 = 24;
 const EVERY: u64 = 2;
 
 /// The coordinator's `/status`, or `None` when it no longer answers (it exited).
@@ -207,15 +207,19 @@ fn every_injected_fault_kind_is_survived_with_the_fault_free_final_state() {
     inject(&grpc, &["--kill", "1"]);
     wait_recovered(&http, 1, &mut seen);
 
+    // A hang keeps heartbeating (found by the progress watchdog); a freeze stops heartbeats too.
     inject(&grpc, &["--hang", "2", "--for", "3s"]);
     wait_recovered(&http, 2, &mut seen);
 
-    inject(&grpc, &["--partition", "3", "--for", "3s"]);
+    inject(&grpc, &["--freeze", "2", "--for", "3s"]);
     wait_recovered(&http, 3, &mut seen);
+
+    inject(&grpc, &["--partition", "3", "--for", "3s"]);
+    wait_recovered(&http, 4, &mut seen);
 
     // Long enough that at least one whole step runs slowed, however loaded the machine is.
     inject(&grpc, &["--slow", "0", "--factor", "5", "--for", "5s"]);
-    wait_recovered(&http, 4, &mut seen);
+    wait_recovered(&http, 5, &mut seen);
 
     // A corrupt newest checkpoint, then a worker dying half-way through writing the next one: the torn
     // checkpoint is ignored, the corrupt one is caught by its checksum, the one before restores.
@@ -226,7 +230,7 @@ fn every_injected_fault_kind_is_survived_with_the_fault_free_final_state() {
     let corrupted = s["job"]["checkpoint_step"].as_u64().unwrap();
     inject(&grpc, &["--corrupt-checkpoint", "latest"]);
     inject(&grpc, &["--kill", "0", "--during-checkpoint"]);
-    let s = wait_recovered(&http, 6, &mut seen);
+    let s = wait_recovered(&http, 7, &mut seen);
     let recs = recoveries(&s);
     let corrupt =
         recs.iter().find(|r| r["fault"] == "corrupt-checkpoint").expect("the corrupt checkpoint was found");
@@ -238,13 +242,22 @@ fn every_injected_fault_kind_is_survived_with_the_fault_free_final_state() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let recs = report["summary"]["recoveries"].as_array().unwrap();
     let kinds: Vec<&str> = recs.iter().map(|r| r["fault"].as_str().unwrap()).collect();
-    for kind in ["kill", "hang", "partition", "slow", "corrupt-checkpoint"] {
+    for kind in ["kill", "hang", "freeze", "partition", "slow", "corrupt-checkpoint"] {
         assert!(kinds.contains(&kind), "no {kind} among {kinds:?}");
     }
     let kill = &recs[0];
     assert!(kill["detect_s"].as_f64().unwrap() < 1.0, "{kill}");
     let hang = recs.iter().find(|r| r["fault"] == "hang").unwrap();
-    assert!(hang["detect_s"].as_f64().unwrap() < 3.0, "a hang is found by heartbeat silence (1.5 s): {hang}");
+    assert!(
+        hang["detect_s"].as_f64().unwrap() < 3.0,
+        "a hang is found by the progress watchdog (1 s): {hang}"
+    );
+    assert!(hang["cause"].as_str().unwrap().contains("no progress"), "{hang}");
+    let freeze = recs.iter().find(|r| r["fault"] == "freeze").unwrap();
+    assert!(
+        freeze["detect_s"].as_f64().unwrap() < 3.0,
+        "a freeze is found by heartbeat silence (1.5 s): {freeze}"
+    );
     check_nothing_lost(&report, &reference, &seen, &ckpt);
 }
 

@@ -63,7 +63,9 @@ async fn worker(url: String, i: usize, until: Instant, warmup_end: Instant, rtts
         ticker.tick().await;
         seq += 1;
         let sent = Instant::now();
-        tx.send(pb::HeartbeatRequest { worker_id: reg.worker_id.clone(), seq }).await.expect("send");
+        tx.send(pb::HeartbeatRequest { worker_id: reg.worker_id.clone(), seq, progress: seq, busy: true })
+            .await
+            .expect("send");
         let ack = inbound.message().await.expect("ack").expect("stream open");
         assert_eq!(ack.seq, seq);
         if sent > warmup_end {
@@ -95,6 +97,7 @@ fn main() {
         rdzv_timeout: Duration::from_secs(3600),
         heartbeat: coordinator::HeartbeatPolicy { interval: Duration::from_secs(1), misses: 3 },
         step_timeout: Duration::from_secs(60),
+        hang_timeout: None,
         max_restarts: 0,
         record_ops: false,
         checkpoint_dir: std::env::temp_dir().join(format!("choir-heartbeat-bench-{}", std::process::id())),

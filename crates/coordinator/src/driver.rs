@@ -30,6 +30,9 @@ pub(crate) struct DriveConfig {
     pub(crate) max_restarts: u32,
     pub(crate) record_ops: bool,
     pub(crate) security: rpc::net::Security,
+    /// No progress on any worker of a running step for this long is a hang (`None`: twice the step's planned
+    /// live length, at least 1 s).
+    pub(crate) hang_timeout: Option<Duration>,
 }
 
 /// A worker taking part in the job.
@@ -239,7 +242,7 @@ fn save(store: &dyn JournalStore, j: &JournalState) -> Result<(), CoordinatorErr
 /// Records a detected failure, matched with the fault injected through the coordinator that caused it.
 fn record_failure(shared: &Shared, journal: &mut JournalState, open: &mut Open, why: &str) {
     let now = Instant::now();
-    let injected = shared.take_injected(&["kill", "hang", "partition"]);
+    let injected = shared.take_injected(&["kill", "hang", "freeze", "partition"]);
     // A failure while still recovering from another one (the next rendezvous picked a worker that had just
     // died, say) belongs to that recovery.
     if injected.is_none()
@@ -482,6 +485,7 @@ async fn call_all<T, F, Fut>(
     members: &[Member],
     what: &str,
     timeout: Duration,
+    hang_timeout: Option<Duration>,
     call: F,
 ) -> Result<Vec<T>, Stop>
 where
@@ -499,6 +503,9 @@ where
     let mut out = Vec::with_capacity(members.len());
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
+    let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    let mut watchdog = tokio::time::interval(Duration::from_millis(50));
+    let started = Instant::now();
     while !calls.is_empty() {
         tokio::select! {
             Some(joined) = calls.join_next() => {
@@ -516,6 +523,19 @@ where
                 }
             }
             _ = cancel.wait_for(|c| *c) => return Err(Stop::Cancelled),
+            _ = watchdog.tick(), if hang_timeout.is_some() => {
+                if let Some((quiet, stuck)) = hang_timeout.and_then(|t| shared.stalled(&ids, started, t)) {
+                    let why = if stuck.is_empty() {
+                        format!("no progress for {quiet:.2} s in {what}; every worker waits for a peer")
+                    } else {
+                        format!("no progress for {quiet:.2} s in {what}; stuck in its own work: {}", stuck.join(", "))
+                    };
+                    for id in &stuck {
+                        shared.declare_dead(id, None, &format!("hung ({why})"));
+                    }
+                    return Err(Stop::Retryable(why));
+                }
+            }
             () = &mut deadline => {
                 return Err(Stop::Retryable(format!("{what} exceeded the step timeout of {:.0} s", timeout.as_secs_f64())));
             }
@@ -541,10 +561,20 @@ async fn run_steps(
     while journal.steps_done < journal.steps_total {
         let step = journal.steps_done;
         let t0 = Instant::now();
-        let replies = call_all(shared, members, &format!("step {step}"), config.step_timeout, |mut c| {
-            let job_id = run_id.to_string();
-            async move { c.run_step(pb::RunStepRequest { job_id, step }).await }
-        })
+        let hang_timeout = config.hang_timeout.unwrap_or_else(|| {
+            Duration::from_secs_f64((2.0 * job.sim_step_time_s * job.file.time_scale).max(1.0))
+        });
+        let replies = call_all(
+            shared,
+            members,
+            &format!("step {step}"),
+            config.step_timeout,
+            Some(hang_timeout),
+            |mut c| {
+                let job_id = run_id.to_string();
+                async move { c.run_step(pb::RunStepRequest { job_id, step }).await }
+            },
+        )
         .await?;
         let results = replies
             .into_iter()
@@ -597,12 +627,18 @@ async fn checkpoint(
 ) -> Result<(), Stop> {
     let step = journal.steps_done;
     let t0 = Instant::now();
-    let replies =
-        call_all(shared, members, &format!("the checkpoint of step {step}"), config.step_timeout, |mut c| {
+    let replies = call_all(
+        shared,
+        members,
+        &format!("the checkpoint of step {step}"),
+        config.step_timeout,
+        None,
+        |mut c| {
             let job_id = run_id.to_string();
             async move { c.checkpoint(pb::CheckpointRequest { job_id, step }).await }
-        })
-        .await?;
+        },
+    )
+    .await?;
     let mut shards = Vec::with_capacity(job.world() as usize);
     for reply in replies {
         for s in reply.shards {

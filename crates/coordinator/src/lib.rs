@@ -59,6 +59,9 @@ pub struct Config {
     pub heartbeat: HeartbeatPolicy,
     /// A step that takes longer than this fails (and may be restarted).
     pub step_timeout: Duration,
+    /// No progress on any worker of a running step for this long is a hang; the workers busy with their own
+    /// work are the hung ones (`None`: twice the step's planned live length, at least 1 s).
+    pub hang_timeout: Option<Duration>,
     /// Restarts (back to rendezvous, resume from the journal) before the job fails.
     pub max_restarts: u32,
     /// Keep per-op timings of every step in the outcome.
@@ -287,6 +290,7 @@ impl Bound {
         });
         let monitor = tokio::spawn(state::monitor(shared.clone()));
         let drive_config = driver::DriveConfig {
+            hang_timeout: config.hang_timeout,
             nnodes: config.nnodes,
             rdzv_timeout: config.rdzv_timeout,
             step_timeout: config.step_timeout,

@@ -120,7 +120,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                         {
                             break format!("stream switched worker id from {id} to {}", beat.worker_id);
                         }
-                        let Some(generation) = shared.beat(&beat.worker_id) else {
+                        let Some(generation) = shared.beat(&beat.worker_id, beat.progress, beat.busy) else {
                             let _ = tx
                                 .send(Err(Status::not_found(format!(
                                     "worker {:?} is not registered or dead",

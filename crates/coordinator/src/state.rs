@@ -20,6 +20,11 @@ pub(crate) struct WorkerEntry {
     pub(crate) alive: bool,
     pub(crate) generation: u64,
     pub(crate) ranks: Vec<u32>,
+    /// Ops finished, as last reported, and when that count last moved.
+    pub(crate) progress: u64,
+    pub(crate) progressed_at: Instant,
+    /// Whether one of its ops was doing its own work (not waiting for a peer) at the last beat.
+    pub(crate) busy: bool,
 }
 
 /// Registered workers by id.
@@ -119,7 +124,17 @@ impl Shared {
         let generation = r.workers.get(&id).map_or(0, |w| w.generation + 1);
         r.workers.insert(
             id.clone(),
-            WorkerEntry { reg, joined, last_beat: now, alive: true, generation, ranks: vec![] },
+            WorkerEntry {
+                reg,
+                joined,
+                last_beat: now,
+                alive: true,
+                generation,
+                ranks: vec![],
+                progress: 0,
+                progressed_at: now,
+                busy: false,
+            },
         );
         drop(r);
         self.metrics.registrations.fetch_add(1, Ordering::Relaxed);
@@ -127,11 +142,18 @@ impl Shared {
         Ok(id)
     }
 
-    /// Records a heartbeat; returns the worker's generation, or `None` when it is unknown or dead.
-    pub(crate) fn beat(&self, id: &str) -> Option<u64> {
+    /// Records a heartbeat with the worker's progress; returns the worker's generation, or `None` when it is
+    /// unknown or dead.
+    pub(crate) fn beat(&self, id: &str, progress: u64, busy: bool) -> Option<u64> {
         let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let w = r.workers.get_mut(id).filter(|w| w.alive)?;
-        w.last_beat = Instant::now();
+        let now = Instant::now();
+        w.last_beat = now;
+        if progress != w.progress {
+            w.progress = progress;
+            w.progressed_at = now;
+        }
+        w.busy = busy;
         self.metrics.heartbeats.fetch_add(1, Ordering::Relaxed);
         Some(w.generation)
     }
@@ -202,6 +224,26 @@ impl Shared {
             .filter(|(_, w)| w.alive && w.ranks.iter().any(|x| ranks.contains(x)))
             .map(|(id, w)| (id.clone(), w.reg.address.clone(), w.ranks.clone()))
             .collect()
+    }
+
+    /// When none of `ids` has made progress for longer than `timeout`: how long, and those busy with their own
+    /// work (the stuck ones; the others wait for them).
+    /// Quiet time counts from `since` at the earliest (the call's start: nothing progresses between steps).
+    pub(crate) fn stalled(
+        &self,
+        ids: &[String],
+        since: Instant,
+        timeout: Duration,
+    ) -> Option<(f64, Vec<String>)> {
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let members: Vec<&WorkerEntry> = ids.iter().filter_map(|id| r.workers.get(id)).collect();
+        let last = members.iter().map(|w| w.progressed_at).max()?.max(since);
+        let quiet = last.elapsed();
+        if quiet <= timeout {
+            return None;
+        }
+        let busy = ids.iter().filter(|id| r.workers.get(*id).is_some_and(|w| w.busy)).cloned().collect();
+        Some((quiet.as_secs_f64(), busy))
     }
 
     /// Alive workers in the order they joined.

@@ -36,6 +36,7 @@ async fn start_coordinator(
         rdzv_timeout: Duration::from_secs(30),
         heartbeat: coordinator::HeartbeatPolicy { interval: Duration::from_millis(100), misses: 3 },
         step_timeout: Duration::from_secs(30),
+        hang_timeout: None,
         max_restarts,
         record_ops: true,
         checkpoint_dir: checkpoints.to_path_buf(),

@@ -228,6 +228,7 @@ impl From<Fault> for pb::Fault {
         match f {
             Fault::Kill { during_checkpoint } => pb::Fault { during_checkpoint, ..base(pb::FaultKind::Kill) },
             Fault::Hang { duration_s } => pb::Fault { duration_s, ..base(pb::FaultKind::Hang) },
+            Fault::Freeze { duration_s } => pb::Fault { duration_s, ..base(pb::FaultKind::Freeze) },
             Fault::Slow { duration_s, factor } => {
                 pb::Fault { duration_s, factor, ..base(pb::FaultKind::Slow) }
             }
@@ -252,6 +253,7 @@ impl TryFrom<pb::Fault> for Fault {
         Ok(match enum_value::<pb::FaultKind>("fault.kind", f.kind)? {
             pb::FaultKind::Kill => Fault::Kill { during_checkpoint: f.during_checkpoint },
             pb::FaultKind::Hang => Fault::Hang { duration_s: seconds(f.duration_s)? },
+            pb::FaultKind::Freeze => Fault::Freeze { duration_s: seconds(f.duration_s)? },
             pb::FaultKind::Slow => {
                 if !(f.factor.is_finite() && (1.0..=1000.0).contains(&f.factor)) {
                     return Err(WireError::invalid(

@@ -138,8 +138,13 @@ pub enum Fault {
         /// Die while writing the next checkpoint shard.
         during_checkpoint: bool,
     },
-    /// The worker stops heartbeating and executing for this many seconds.
+    /// The worker makes no progress for this many seconds but keeps heartbeating (stuck in a collective).
     Hang {
+        /// Seconds.
+        duration_s: f64,
+    },
+    /// The worker stops entirely for this many seconds: no progress, no heartbeats (a frozen machine).
+    Freeze {
         /// Seconds.
         duration_s: f64,
     },
@@ -170,6 +175,7 @@ impl Fault {
         match self {
             Fault::Kill { .. } => "kill",
             Fault::Hang { .. } => "hang",
+            Fault::Freeze { .. } => "freeze",
             Fault::Slow { .. } => "slow",
             Fault::Partition { .. } => "partition",
             Fault::CorruptCheckpoint { .. } => "corrupt-checkpoint",

@@ -108,7 +108,11 @@ async fn run_rank(
                 let planned_start = t0 + std::time::Duration::from_secs_f64(planned.max(0.0));
                 let ctx =
                     OpCtx { job: job.clone(), step, rank, op, task: task.clone(), input, planned_start };
+                let waits_on_peer = matches!(task.op.kind, OpKind::Recv { .. } | OpKind::Collective { .. });
+                let in_flight = job.activity.begin(waits_on_peer);
                 let result = run_op(&*backend, ctx).await?;
+                drop(in_flight);
+                job.activity.finish();
                 let end = t0.elapsed().as_secs_f64();
                 timings.push(OpTiming { op, start_s: begin, end_s: end });
                 planned += task.duration_s * scale;

@@ -16,15 +16,24 @@ pub struct FaultState {
 #[derive(Debug, Default)]
 struct Inner {
     hung_until: Option<Instant>,
+    frozen_until: Option<Instant>,
     slow_until: Option<(Instant, f64)>,
     partition: Option<(Instant, BTreeSet<String>)>,
     kill_on_checkpoint: bool,
 }
 
 impl FaultState {
-    /// Hangs the worker for `duration_s`.
+    /// Hangs the worker for `duration_s`: no progress, heartbeats go on.
     pub fn hang(&self, duration_s: f64) {
         self.lock().hung_until = Some(Instant::now() + Duration::from_secs_f64(duration_s));
+    }
+
+    /// Freezes the worker for `duration_s`: no progress and no heartbeats.
+    pub fn freeze(&self, duration_s: f64) {
+        let until = Instant::now() + Duration::from_secs_f64(duration_s);
+        let mut inner = self.lock();
+        inner.frozen_until = Some(until);
+        inner.hung_until = Some(inner.hung_until.map_or(until, |h| h.max(until)));
     }
 
     /// Slows compute by `factor` for `duration_s`.
@@ -72,9 +81,10 @@ impl FaultState {
             .is_some_and(|(until, peers)| Instant::now() < *until && !peers.contains(address))
     }
 
-    /// Whether heartbeats must not go out now (hung or partitioned).
+    /// Whether heartbeats must not go out now (frozen or partitioned).
     pub fn silent(&self) -> bool {
-        self.hung_for().is_some() || self.is_partitioned()
+        let frozen = self.lock().frozen_until.is_some_and(|u| Instant::now() < u);
+        frozen || self.is_partitioned()
     }
 
     /// Waits until any hang is over.
@@ -111,6 +121,16 @@ mod tests {
         assert!(f.silent());
         std::thread::sleep(Duration::from_millis(250));
         assert!(!f.cut_off_from("http://b") && !f.silent());
+    }
+
+    #[test]
+    fn a_hang_keeps_heartbeats_a_freeze_stops_them() {
+        let f = FaultState::default();
+        f.hang(0.2);
+        assert!(f.hung_for().is_some() && !f.silent());
+        let g = FaultState::default();
+        g.freeze(0.2);
+        assert!(g.hung_for().is_some() && g.silent());
     }
 
     #[test]

@@ -14,18 +14,24 @@ pub struct Job {
     pub self_address: String,
     /// Per hosted rank: the state digest after the last finished step, and that step + 1.
     pub state: Mutex<BTreeMap<u32, (u64, u32)>>,
+    /// The worker's activity counters (shared across jobs).
+    pub activity: std::sync::Arc<crate::Activity>,
 }
 
 impl Job {
     /// A job starting from the assignment's digests.
-    pub fn new(assignment: Assignment, self_address: String) -> Job {
+    pub fn new(
+        assignment: Assignment,
+        self_address: String,
+        activity: std::sync::Arc<crate::Activity>,
+    ) -> Job {
         let state = assignment
             .ranks
             .iter()
             .zip(&assignment.digests)
             .map(|(&r, &d)| (r, (d, assignment.first_step)))
             .collect();
-        Job { assignment, self_address, state: Mutex::new(state) }
+        Job { assignment, self_address, state: Mutex::new(state), activity }
     }
 
     /// Whether a global rank is hosted here.

@@ -15,6 +15,7 @@
 //! exchanges every collective ring step and pipeline message. Each rank's state is a running digest that is
 //! a deterministic function of (seed, step), so a run can be compared with a fault-free one.
 
+mod activity;
 mod backend;
 mod dataplane;
 pub mod emulate;
@@ -24,6 +25,7 @@ mod job;
 mod service;
 mod session;
 
+pub use activity::{Activity, InFlight};
 pub use backend::{Backend, BackendKind, BoxFuture, CollectiveSpec, OpCtx};
 pub use dataplane::{DataPlane, MAILBOX_LIMIT, MailKey, Mailbox};
 pub use exec::{JITTER_ABSORBED_S, run_step};
@@ -163,6 +165,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()> + Send) -> Resul
         job: std::sync::Mutex::new(None),
         step_lock: tokio::sync::Mutex::new(()),
         running: std::sync::Mutex::new(None),
+        activity: Default::default(),
         self_address: address.clone(),
         events,
         log: config.log.clone(),

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) job: Mutex<Option<Arc<Job>>>,
     pub(crate) step_lock: tokio::sync::Mutex<()>,
+    /// Ops finished and in flight, reported with every heartbeat.
+    pub(crate) activity: Arc<crate::Activity>,
     /// The step being executed, so that a new assignment can abandon it.
     pub(crate) running: Mutex<Option<tokio::task::AbortHandle>>,
     pub(crate) self_address: String,
@@ -161,7 +163,7 @@ impl pb::worker_server::Worker for WorkerService {
         ));
         self.0.plane.mailbox.clear();
         *self.0.job.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Arc::new(Job::new(assignment, self.0.self_address.clone())));
+            Some(Arc::new(Job::new(assignment, self.0.self_address.clone(), self.0.activity.clone())));
         Ok(Response::new(pb::AssignResponse {}))
     }
 
@@ -267,6 +269,7 @@ impl pb::worker_server::Worker for WorkerService {
                 });
             }
             Fault::Hang { duration_s } => self.0.faults.hang(duration_s),
+            Fault::Freeze { duration_s } => self.0.faults.freeze(duration_s),
             Fault::Slow { duration_s, factor } => self.0.faults.slow(duration_s, factor),
             Fault::Partition { duration_s, peers } => {
                 let mut side = peers;

@@ -106,7 +106,13 @@ async fn heartbeat(
                     continue;
                 }
                 seq += 1;
-                if tx.send(pb::HeartbeatRequest { worker_id: worker_id.to_string(), seq }).await.is_err() {
+                let beat = pb::HeartbeatRequest {
+                    worker_id: worker_id.to_string(),
+                    seq,
+                    progress: shared.activity.finished(),
+                    busy: shared.activity.busy(),
+                };
+                if tx.send(beat).await.is_err() {
                     return "heartbeat stream closed".into();
                 }
             }

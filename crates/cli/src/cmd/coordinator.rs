@@ -61,6 +61,11 @@ pub(crate) struct Args {
     /// A step taking longer than this fails (and is restarted if restarts are left).
     #[arg(long, env = "CHOIR_STEP_TIMEOUT", default_value = "300s")]
     step_timeout: String,
+    /// No progress on any worker of a running step for this long is a hang (a worker still heartbeating but
+    /// stuck, say in a collective); the workers busy with their own work are taken as the hung ones.
+    /// `auto`: twice the step's planned live length, at least 1 s.
+    #[arg(long, env = "CHOIR_HANG_TIMEOUT", default_value = "auto")]
+    hang_timeout: String,
     /// Directory for the job journal (`<job>.journal`); a restarted coordinator resumes from it.
     #[arg(long, env = "CHOIR_STATE_DIR")]
     state_dir: Option<PathBuf>,
@@ -290,6 +295,10 @@ fn run_inner(args: &Args) -> anyhow::Result<i32> {
             misses: args.heartbeat_misses.max(1),
         },
         step_timeout: duration_flag("step-timeout", &args.step_timeout)?,
+        hang_timeout: match args.hang_timeout.as_str() {
+            "auto" => None,
+            text => Some(duration_flag("hang-timeout", text)?),
+        },
         max_restarts: args.max_restarts,
         record_ops: args.report.is_some(),
         linger: args.linger,

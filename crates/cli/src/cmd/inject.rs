@@ -13,7 +13,7 @@ use rpc::types::Fault;
 
 /// Flags of `choir inject`. Exactly one fault.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("fault").required(true).args(["kill", "kill_coordinator", "hang", "slow", "partition", "corrupt_checkpoint"])))]
+#[command(group(clap::ArgGroup::new("fault").required(true).args(["kill", "kill_coordinator", "hang", "freeze", "slow", "partition", "corrupt_checkpoint"])))]
 pub(crate) struct Args {
     /// The coordinator, as a URL or HOST:PORT.
     #[arg(long, env = "CHOIR_COORDINATOR", default_value = "127.0.0.1:29400")]
@@ -28,9 +28,13 @@ pub(crate) struct Args {
     /// --kill-coordinator: die once the next checkpoint's shards are written, before its manifest.
     #[arg(long)]
     during_checkpoint: bool,
-    /// Hang the worker hosting RANK for --for: no heartbeats, no progress.
+    /// Hang the worker hosting RANK for --for: no progress, but it stays alive and keeps heartbeating (as a
+    /// process stuck in a collective does). Found by the coordinator's progress watchdog (--hang-timeout).
     #[arg(long, value_name = "RANK")]
     hang: Option<u32>,
+    /// Freeze the worker hosting RANK for --for: no progress and no heartbeats (a frozen machine).
+    #[arg(long, value_name = "RANK")]
+    freeze: Option<u32>,
     /// Slow the compute of the worker hosting RANK by --factor for --for (or until the job restarts).
     #[arg(long, value_name = "RANK")]
     slow: Option<u32>,
@@ -41,7 +45,7 @@ pub(crate) struct Args {
     /// checksum finds it, when a recovery tries to restore it.
     #[arg(long, value_name = "STEP|latest")]
     corrupt_checkpoint: Option<String>,
-    /// How long a hang, slow-down or partition lasts.
+    /// How long a hang, freeze, slow-down or partition lasts.
     #[arg(long = "for", value_name = "DURATION", default_value = "10s")]
     duration: String,
     /// Slow-down factor for --slow (1 to 1000).
@@ -84,6 +88,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         (Target::Ranks(vec![r]), Fault::Kill { during_checkpoint: args.during_checkpoint })
     } else if let Some(r) = args.hang {
         (Target::Ranks(vec![r]), Fault::Hang { duration_s })
+    } else if let Some(r) = args.freeze {
+        (Target::Ranks(vec![r]), Fault::Freeze { duration_s })
     } else if let Some(r) = args.slow {
         (Target::Ranks(vec![r]), Fault::Slow { duration_s, factor: args.factor })
     } else if let Some(ranks) = &args.partition {
@@ -105,7 +111,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         };
         (Target::Job, Fault::CorruptCheckpoint { step })
     } else {
-        return Err(bad_input("name a fault: --kill, --hang, --slow, --partition or --corrupt-checkpoint"));
+        return Err(bad_input(
+            "name a fault: --kill, --hang, --freeze, --slow, --partition or --corrupt-checkpoint",
+        ));
     };
     let name = fault.name();
     let runtime =
