@@ -251,11 +251,8 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         // A partition cuts the targets off from everyone else; they still reach each other.
         let side: Vec<String> = targets.iter().map(|(_, a, _)| a.clone()).collect();
         // Recorded before sending: the fault may be detected before the call returns.
-        let name = match fault {
-            Fault::Kill { during_checkpoint: true } => "kill".to_string(),
-            ref f => f.name().to_string(),
-        };
-        self.shared.injected(&name, target.clone());
+        let name = fault.name();
+        self.shared.injected(name, target.clone());
         for (id, address, _) in &targets {
             let fault = match &fault {
                 Fault::Partition { duration_s, .. } => {
