@@ -142,34 +142,34 @@ pub fn catalog() -> &'static Catalog {
         .get_or_init(|| parse_catalog(CATALOG_TOML).expect("data/catalog.toml is valid (checked by a test)"))
 }
 
+/// Finds an entry of `all` by slug or alias (case-insensitive; `names` gives an entry's slug and aliases);
+/// the error lists the known slugs.
+fn lookup<'a, T>(
+    all: &'a [T],
+    kind: &'static str,
+    name: &str,
+    names: impl Fn(&T) -> (&str, &[String]),
+) -> Result<&'a T, TopologyError> {
+    all.iter().find(|e| matches(name, names(e).0, names(e).1)).ok_or_else(|| TopologyError::UnknownHardware {
+        kind,
+        name: name.to_owned(),
+        known: join(all.iter().map(|e| names(e).0)),
+    })
+}
+
 /// Looks up a GPU by slug or alias (case-insensitive).
 pub fn gpu(name: &str) -> Result<&'static GpuSpec, TopologyError> {
-    let all = &catalog().gpus;
-    all.iter().find(|g| matches(name, &g.slug, &g.aliases)).ok_or_else(|| TopologyError::UnknownHardware {
-        kind: "GPU",
-        name: name.to_owned(),
-        known: join(all.iter().map(|g| g.slug.as_str())),
-    })
+    lookup(&catalog().gpus, "GPU", name, |g| (&g.slug, &g.aliases))
 }
 
 /// Looks up a NIC by slug or alias (case-insensitive).
 pub fn nic(name: &str) -> Result<&'static NicSpec, TopologyError> {
-    let all = &catalog().nics;
-    all.iter().find(|n| matches(name, &n.slug, &n.aliases)).ok_or_else(|| TopologyError::UnknownHardware {
-        kind: "NIC",
-        name: name.to_owned(),
-        known: join(all.iter().map(|n| n.slug.as_str())),
-    })
+    lookup(&catalog().nics, "NIC", name, |n| (&n.slug, &n.aliases))
 }
 
 /// Looks up a switch by slug or alias (case-insensitive).
 pub fn switch(name: &str) -> Result<&'static SwitchSpec, TopologyError> {
-    let all = &catalog().switches;
-    all.iter().find(|s| matches(name, &s.slug, &s.aliases)).ok_or_else(|| TopologyError::UnknownHardware {
-        kind: "switch",
-        name: name.to_owned(),
-        known: join(all.iter().map(|s| s.slug.as_str())),
-    })
+    lookup(&catalog().switches, "switch", name, |w| (&w.slug, &w.aliases))
 }
 
 /// PCIe x16 bandwidth per direction for a generation, bytes/s.
