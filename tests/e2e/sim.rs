@@ -1,6 +1,6 @@
 //! `choir sim` and `choir validate` as a user runs them.
 
-use crate::support::choir;
+use crate::support::{self, choir};
 
 #[test]
 fn the_default_simulation_is_byte_identical_across_runs() {
@@ -61,6 +61,28 @@ fn validate_simulates_every_public_case() {
     // The ZeRO paper's memory figures are closed-form and must match closely.
     let g = &v["by_group"]["zero_memory_example"];
     assert!(g["max_abs_error"].as_f64().unwrap() < 0.02, "{g}");
+}
+
+#[test]
+fn validate_compares_kernel_classes_on_the_measured_h200_steps() {
+    let cases = support::repo_root().join("tests/data/measured/h200_steps.toml");
+    let out = choir(&["validate", "--cases", cases.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 0, "{}", v["skipped"]);
+    let results = v["cases"].as_array().unwrap();
+    assert_eq!(results.len(), 9);
+    for r in results {
+        let k = &r["kernels"];
+        for class in ["gemm", "attention", "other", "optimizer"] {
+            assert!(k[class]["measured_s"].as_f64().unwrap() > 0.0, "{}: {k}", r["id"]);
+            assert!(k[class]["predicted_s"].as_f64().unwrap() > 0.0, "{}: {k}", r["id"]);
+        }
+    }
+    // A regression guard on out-of-sample accuracy (none of these steps was used to fit compute.toml): the
+    // step times are predicted within 15% on average (11.1% when measured, 2026-11-29).
+    let mape = v["by_group"]["choir_h200_eager_single_gpu"]["mape"].as_f64().unwrap();
+    assert!(mape < 0.15, "MAPE {mape}");
 }
 
 #[test]

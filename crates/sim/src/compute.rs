@@ -103,9 +103,14 @@ impl ComputeModel {
 
     /// Seconds one work item takes: its GEMMs, fused attention and memory traffic, one after another.
     pub fn work_time_s(&self, work: &schedule::Work, fp8: bool) -> f64 {
+        self.kernel_times(work, fp8).total_s()
+    }
+
+    /// Seconds one work item spends in each kernel class.
+    pub fn kernel_times(&self, work: &schedule::Work, fp8: bool) -> KernelTimes {
         let e = &self.efficiency;
         let fp8 = fp8 && work.fp8_eligible;
-        let gemms: f64 = work
+        let gemm_s: f64 = work
             .gemms
             .iter()
             .map(|(g, mult)| {
@@ -115,10 +120,28 @@ impl ComputeModel {
             })
             .sum();
         let k = &self.kernels;
-        let attention = work.attention_flops
+        let attention_s = work.attention_flops
             / (self.peak_flops_per_s * e.attention_efficiency * k.attention_efficiency_factor);
-        let memory =
+        let memory_s =
             work.memory_bytes * k.elementwise_traffic_factor / (self.hbm_bytes_per_s * e.memory_efficiency);
-        gemms + attention + memory
+        KernelTimes { gemm_s, attention_s, memory_s }
+    }
+}
+
+/// Seconds of one work item by kernel class, as [`ComputeModel::kernel_times`] costs them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KernelTimes {
+    /// Matrix products.
+    pub gemm_s: f64,
+    /// The fused attention core (scores, softmax, weighted sum).
+    pub attention_s: f64,
+    /// Memory-bound kernels: norms, activations, residuals, casts, the optimizer's update.
+    pub memory_s: f64,
+}
+
+impl KernelTimes {
+    /// All three.
+    pub fn total_s(&self) -> f64 {
+        self.gemm_s + self.attention_s + self.memory_s
     }
 }

@@ -12,7 +12,7 @@ mod engine;
 mod network;
 mod report;
 
-pub use compute::{COMPUTE_TOML, ComputeModel, GpuEfficiency, KernelFactors};
+pub use compute::{COMPUTE_TOML, ComputeModel, GpuEfficiency, KernelFactors, KernelTimes};
 pub use critical::CriticalPath;
 pub use engine::{OpRecord, RankMode};
 pub use report::{MemoryReport, Report, SimStats, StageReport};
@@ -207,6 +207,10 @@ pub fn simulate(
         breakdown.insert("bubble".to_owned(), s.bubble_s);
         breakdown.insert("tail".to_owned(), tails[slowest]);
     }
+    let compute_by_kernel_s = stages
+        .get(slowest)
+        .map(|s| kernel_classes(&program.stages[s.stage as usize], &compute, plan.precision))
+        .unwrap_or_default();
     let report = Report {
         model: spec.name.clone(),
         gpu: gpu.slug.clone(),
@@ -229,6 +233,7 @@ pub fn simulate(
         fits_in_memory: memory_peak <= gpu.hbm_bytes,
         stages,
         breakdown,
+        compute_by_kernel_s,
         critical_path,
         sim: SimStats {
             events: run.events,
@@ -241,3 +246,28 @@ pub fn simulate(
 
 #[cfg(test)]
 mod tests;
+
+/// GPU seconds of one stage's compute ops by kernel class over the step: `gemm`, `attention`, `memory` (the
+/// memory-bound kernels of the passes) and `optimizer` (the update, memory-bound too).
+fn kernel_classes(
+    stage: &schedule::StageProgram,
+    compute: &ComputeModel,
+    precision: model::Precision,
+) -> BTreeMap<String, f64> {
+    let fp8 = precision == model::Precision::Fp8;
+    let mut out: BTreeMap<String, f64> =
+        ["gemm", "attention", "memory", "optimizer"].into_iter().map(|k| (k.to_owned(), 0.0)).collect();
+    for op in &stage.ops {
+        let schedule::OpKind::Compute { work } = op.kind else { continue };
+        let w = &stage.works[work as usize];
+        let t = compute.kernel_times(w, fp8);
+        if w.label == "optimizer" {
+            *out.entry("optimizer".to_owned()).or_default() += t.total_s();
+        } else {
+            *out.entry("gemm".to_owned()).or_default() += t.gemm_s;
+            *out.entry("attention".to_owned()).or_default() += t.attention_s;
+            *out.entry("memory".to_owned()).or_default() += t.memory_s;
+        }
+    }
+    out
+}

@@ -95,6 +95,9 @@ pub struct Report {
     /// Where the slowest stage's time went, seconds: compute, exposed communication by purpose, bubble,
     /// and the step's tail after the last pipeline pass (gradient reduction and optimizer).
     pub breakdown: BTreeMap<String, f64>,
+    /// GPU seconds of the same stage's compute by kernel class (`gemm`, `attention`, `memory`, `optimizer`),
+    /// as the compute model costs them: where `breakdown`'s compute goes.
+    pub compute_by_kernel_s: BTreeMap<String, f64>,
     /// The step's critical path through the first rank of every stage, seconds by category.
     pub critical_path: crate::CriticalPath,
     /// Simulator statistics.

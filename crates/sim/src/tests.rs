@@ -279,3 +279,23 @@ fn the_optimizer_steps_fp32_gradient_copies_can_set_the_memory_peak() {
     let fp32 = run(&s, &ParallelPlan { grad_reduce_in_fp32: true, ..plan }, RankMode::Unique);
     assert!(fp32.stages[0].memory.activations_peak_bytes < 0.5 * copies);
 }
+
+#[test]
+fn the_kernel_classes_add_up_to_the_compute_time() {
+    // One GPU, nothing to overlap: the compute stream's busy time is exactly the sum of its kernels.
+    let s = spec(4);
+    let plan = ParallelPlan {
+        tp: 1,
+        dp: 1,
+        micro_batch: 2,
+        global_batch: 4,
+        seq_len: 2048,
+        ..ParallelPlan::default()
+    };
+    let r = run(&s, &plan, RankMode::All);
+    let k = &r.compute_by_kernel_s;
+    let sum: f64 = k.values().sum();
+    let compute = r.breakdown["compute"];
+    assert!((sum - compute).abs() < 1e-6 * compute, "{k:?} vs compute {compute}");
+    assert!(k["gemm"] > k["memory"] && k["attention"] > 0.0 && k["optimizer"] > 0.0, "{k:?}");
+}

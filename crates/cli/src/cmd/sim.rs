@@ -284,6 +284,15 @@ pub(crate) fn render(r: &sim::Report) -> String {
             let _ = writeln!(s, "  {k:<16} {:>12}  {:>6}", format_duration(*v), pct(v / r.step_time_s));
         }
     }
+    let kernels: Vec<String> = r
+        .compute_by_kernel_s
+        .iter()
+        .filter(|(_, v)| **v > 0.0)
+        .map(|(k, v)| format!("{k} {}", format_duration(*v)))
+        .collect();
+    if !kernels.is_empty() {
+        let _ = writeln!(s, "  compute by kernel class: {}", kernels.join(", "));
+    }
     let cp = &r.critical_path;
     let parts: Vec<String> = cp
         .seconds

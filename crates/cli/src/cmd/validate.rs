@@ -42,7 +42,21 @@ struct CaseResult {
     error: f64,
     /// Assumptions made where the source is silent.
     assumptions: Vec<String>,
+    /// GPU seconds by kernel class, predicted and measured, where the case was profiled
+    /// (`measured.kernels`: gemm, attention, other = choir's memory-bound kernels, optimizer).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    kernels: BTreeMap<String, KernelClass>,
 }
+
+#[derive(Debug, Serialize)]
+struct KernelClass {
+    predicted_s: f64,
+    measured_s: f64,
+}
+
+/// The profiled kernel classes: (the cases file's name, choir's name in `compute_by_kernel_s`).
+const KERNEL_CLASSES: [(&str, &str); 4] =
+    [("gemm", "gemm"), ("attention", "attention"), ("other", "memory"), ("optimizer", "optimizer")];
 
 #[derive(Debug, Serialize)]
 struct Skipped {
@@ -143,6 +157,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         report.mape * 100.0,
         report.max_abs_error * 100.0
     );
+    let profiled: Vec<&CaseResult> = report.cases.iter().filter(|r| !r.kernels.is_empty()).collect();
+    if !profiled.is_empty() {
+        println!(
+            "\nGPU seconds by kernel class, predicted / measured (profiled cases; other = memory-bound kernels)"
+        );
+        print!("{:<58}", "case");
+        for (theirs, _) in KERNEL_CLASSES {
+            print!(" {theirs:>17}");
+        }
+        println!();
+        for r in profiled {
+            print!("{:<58}", truncate(&r.id, 58));
+            for (theirs, _) in KERNEL_CLASSES {
+                let k = &r.kernels[theirs];
+                print!(" {:>17}", format!("{:.3} / {:.3}", k.predicted_s, k.measured_s));
+            }
+            println!();
+        }
+    }
     if !report.skipped.is_empty() {
         println!("\nnot simulated ({}):", report.skipped.len());
         for s in &report.skipped {
@@ -177,7 +210,8 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
     let id = case.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
     let group = case.get("group").and_then(Value::as_str).unwrap_or("").to_owned();
     let kind = case.get("kind").and_then(Value::as_str).unwrap_or("step").to_owned();
-    let measured = need(case.get("measured"), "measured table")?;
+    let measured_table = need(case.get("measured"), "measured table")?;
+    let measured = measured_table;
     let parallel = need(case.get("parallel"), "parallel table")?;
     let precision = match case.get("precision").and_then(Value::as_str) {
         Some("fp16") => model::Precision::Fp16,
@@ -204,6 +238,7 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
             measured,
             error: predicted / measured - 1.0,
             assumptions,
+            kernels: BTreeMap::new(),
         });
     }
     let measured = need(num(measured, "step_time_s"), "measured.step_time_s")?;
@@ -238,6 +273,9 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
     // What each framework overlaps and fuses, as recorded in DESIGN.md's accuracy lessons: Megatron-LM
     // before Megatron-Core had no FlashAttention and reduced gradients after the backward, in fp16 for fp16.
     let legacy = framework == "megatron-lm";
+    // Eager PyTorch modules (llm-foundry, or plain PyTorch with Hugging Face models): unfused norms and
+    // element-wise kernels, gradients reduced in the weights' precision.
+    let eager = framework == "llm-foundry" || framework == "pytorch-eager";
     let plan = schedule::ParallelPlan {
         tp: need(int(parallel, "tp"), "parallel.tp")? as u32,
         pp: need(int(parallel, "pp"), "parallel.pp")? as u32,
@@ -259,17 +297,13 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
         overlap_grad_reduce: !legacy,
         precision,
         flash_attention: !legacy,
-        grad_reduce_in_fp32: !legacy && framework != "llm-foundry",
+        grad_reduce_in_fp32: !legacy && !eager,
         overlap_param_gather: framework == "megatron-core" || framework == "nemo",
         // Megatron-LM's pipeline sends and receives blocked the compute stream on every schedule
         // (p2p_communication.py, batch_isend_irecv + wait + synchronize, April 2021); later frameworks get
         // their default (overlapped only for the interleaved schedule).
         overlap_p2p_comm: if legacy { Some(false) } else { None },
-        kernels: if framework == "llm-foundry" {
-            schedule::KernelStack::Eager
-        } else {
-            schedule::KernelStack::Fused
-        },
+        kernels: if eager { schedule::KernelStack::Eager } else { schedule::KernelStack::Fused },
         ..schedule::ParallelPlan::default()
     };
     plan.validate(&spec, Some(u64::from(gpus)))?;
@@ -300,5 +334,22 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
     };
     let result = sim::simulate(&spec, &program, &cluster, &config)?;
     let predicted = result.report.step_time_s;
-    Ok(CaseResult { id, group, kind, predicted, measured, error: predicted / measured - 1.0, assumptions })
+    let mut kernels = BTreeMap::new();
+    if let Some(k) = measured_table.get("kernels") {
+        for (theirs, ours) in KERNEL_CLASSES {
+            let measured_s = need(num(k, &format!("{theirs}_s")), &format!("measured.kernels.{theirs}_s"))?;
+            let predicted_s = result.report.compute_by_kernel_s.get(ours).copied().unwrap_or(0.0);
+            kernels.insert(theirs.to_owned(), KernelClass { predicted_s, measured_s });
+        }
+    }
+    Ok(CaseResult {
+        id,
+        group,
+        kind,
+        predicted,
+        measured,
+        error: predicted / measured - 1.0,
+        assumptions,
+        kernels,
+    })
 }
