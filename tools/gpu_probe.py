@@ -6,13 +6,16 @@ Three kernel classes (the terms of crates/sim/src/compute.rs) and whole training
   gemm       bf16 (and fp8 where the GPU has it) matrix products at transformer shapes: achieved FLOP/s
   attention  FlashAttention through torch's SDPA, causal, forward and forward+backward
   memory     copy and the eager element-wise kernels of a Llama layer (RMSNorm, SwiGLU): achieved bytes/s
-  step       eager PyTorch training steps of Llama-shaped models (Hugging Face transformers' LlamaForCausalLM,
-             SDPA attention, AMP bf16 autocast over fp32 weights, fused AdamW), one GPU, no recomputation
+  step       training steps of Llama- and GPT-2-shaped models (Hugging Face transformers, SDPA attention, AMP
+             bf16 autocast over fp32 weights, fused AdamW), one GPU: eager, with full recomputation
+             ("-recompute") or under torch.compile ("-compiled"); each also profiled once (torch.profiler) into
+             GPU seconds per kernel class
 
 Timing: CUDA events around each call, after warm-up; the median of the timed repeats. Nothing is fitted
 here: the output is raw measurements plus the environment they were taken in (GPU, driver, clocks, torch).
 
   python3 tools/gpu_probe.py OUT_DIR            # writes OUT_DIR/gpu_probe.json (and a log on stdout)
+  GPU_PROBE_ONLY=env,step GPU_PROBE_STEPS=compiled python3 tools/gpu_probe.py OUT_DIR   # some of it
 
 The results in tests/data/measured/ were taken with this script; tools/gpu_probe_to_toml.py turns its JSON
 into the files choir reads.
@@ -204,6 +207,9 @@ STEPS = [
     ("llama-3b-shape", 28, 3072, 24, 8, 8192, 128256, 4096, 1),
     ("llama-3b-shape-recompute", 28, 3072, 24, 8, 8192, 128256, 4096, 4),
     ("llama-8b-shape-8l-recompute", 8, 4096, 32, 8, 14336, 128256, 8192, 4),
+    # torch.compile (Inductor fuses the element-wise kernels; GEMMs stay cuBLAS, attention cuDNN)
+    ("llama-1b-shape-compiled", 16, 2048, 32, 8, 8192, 128256, 2048, 8),
+    ("llama-8b-shape-8l-compiled", 8, 4096, 32, 8, 14336, 128256, 4096, 2),
 ]
 
 # GPT-2-shaped models (LayerNorm, GeLU MLP of 4h, biases, learned positions; untied): name, layers, hidden,
@@ -211,6 +217,7 @@ STEPS = [
 GPT2_STEPS = [
     ("gpt2-xl-shape", 48, 1600, 25, 50304, 1024, 8),
     ("gpt-1.3b-shape", 24, 2048, 16, 50304, 2048, 4),
+    ("gpt-1.3b-shape-compiled", 24, 2048, 16, 50304, 2048, 4),
 ]
 
 
@@ -229,8 +236,11 @@ def steps():
             GPT2Config, n_embd=h, n_layer=layers, n_head=heads, vocab_size=vocab, n_positions=seq, tie_word_embeddings=False,
             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
         runs.append((name, "gpt2", GPT2LMHeadModel, cfg, layers, h, heads, heads, 4 * h, vocab, seq, mb))
+    names = os.environ.get("GPU_PROBE_STEPS")  # e.g. "compiled" to run only matching steps
     for run in runs:
         name, seq, mb = run[0], run[-2], run[-1]
+        if names and names not in name:
+            continue
         try:
             one_step(*run)
         except Exception:  # an out-of-memory model must not cost the others
@@ -281,12 +291,14 @@ def one_step(name, family, Model, make_cfg, layers, h, heads, kv, ffn, vocab, se
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     params = sum(p.numel() for p in model.parameters())
+    fused = name.endswith("-compiled")
+    forward = torch.compile(model) if fused else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     ids = torch.randint(0, vocab, (mb, seq), device=DEV)
 
     def fwd_bwd():
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = forward(input_ids=ids, labels=ids).loss
         loss.backward()
 
     def step():
@@ -304,7 +316,8 @@ def one_step(name, family, Model, make_cfg, layers, h, heads, kv, ffn, vocab, se
                                 vocab=vocab, seq=seq, micro_batch=mb, params=params, step_s=med,
                                 step_s_min=lo, step_s_max=hi, fwd_bwd_s=fb, optimizer_s=opt_s,
                                 peak_allocated_bytes=peak, precision="amp_bf16", optimizer="AdamW(fused=True)",
-                                attention=cfg._attn_implementation, recompute=recompute))
+                                attention=cfg._attn_implementation, recompute=recompute,
+                                kernels="torch.compile" if fused else "eager"))
     tok = mb * seq / med
     print(f"step {name:<18} seq {seq:>5} mb {mb:>2} params {params / 1e9:5.2f} B: {med:7.3f} s "
           f"(fwd+bwd {fb:6.3f} s, adam {opt_s:6.3f} s) {tok:9.0f} tok/s peak {peak / 2**30:6.1f} GiB", flush=True)
@@ -314,14 +327,22 @@ def one_step(name, family, Model, make_cfg, layers, h, heads, kv, ffn, vocab, se
 
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "."
+    only = os.environ.get("GPU_PROBE_ONLY")  # e.g. "env,step" to rerun some sections
+    only = set(only.split(",")) if only else None
     os.makedirs(out_dir, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
-    section("env", env, out_dir)
-    section("gemm", gemm, out_dir)
-    section("gemm_fp8", gemm_fp8, out_dir)
-    section("attention", attention, out_dir)
-    section("memory", memory, out_dir)
-    section("step", steps, out_dir)
+    if not only or "env" in only:
+        section("env", env, out_dir)
+    if not only or "gemm" in only:
+        section("gemm", gemm, out_dir)
+    if not only or "gemm_fp8" in only:
+        section("gemm_fp8", gemm_fp8, out_dir)
+    if not only or "attention" in only:
+        section("attention", attention, out_dir)
+    if not only or "memory" in only:
+        section("memory", memory, out_dir)
+    if not only or "step" in only:
+        section("step", steps, out_dir)
 
 
 if __name__ == "__main__":
