@@ -93,10 +93,13 @@ pub(crate) fn lower<R: Router>(router: &R, c: &FlowCollective) -> Result<Vec<Sta
             let rings = (0..channels).map(|c| rail_aligned_ring(router, &order, c as usize)).collect();
             vec![Stage::Rings { rings, steps: ring_steps(op)?, bytes_per_flow: s / nf / channels as f64 }]
         }
-        (Algorithm::Tree, Op::AllReduce) => {
-            let depth = (usize::BITS - n.leading_zeros()) as f64;
-            vec![Stage::Once(double_tree(&order, s / 2.0, 2.0 * depth - 1.0))]
-        }
+        (Algorithm::Tree, Op::AllReduce) => match split_nodes(router, &order) {
+            Some(nodes) => vec![Stage::Once(chain_trees(router, &nodes, s, channels))],
+            None => {
+                let depth = (usize::BITS - n.leading_zeros()) as f64;
+                vec![Stage::Once(double_tree(&order, s / 2.0, 2.0 * depth - 1.0))]
+            }
+        },
         (Algorithm::Tree, _) => return Err(unsupported("tree runs all-reduce only")),
         (Algorithm::Nvls, op) => {
             let node = router.node_of(order[0]);
@@ -162,6 +165,51 @@ pub(crate) fn double_tree(ranks: &[u32], bytes: f64, extra_steps: f64) -> Vec<Tr
         }
     }
     edges
+}
+
+/// NCCL's tree all-reduce across nodes (`ncclTopoPreset` and `connectTrees`, src/graph/connect.cc), in its
+/// pipelined steady state: on each channel the node's GPUs form a chain, and the chains' heads are joined by a
+/// binary tree over the nodes; even channels use NCCL's first tree over the nodes and odd ones its second
+/// (`ncclGetDtree`), so each tree carries half the buffer. Channel k's chain starts at local GPU k mod ppn (its
+/// NIC joins the node to the tree; a child node's head meets its parent's head on the same rail), so the channels
+/// spread over the node's NICs. Every chain and tree edge carries the channel's share up (reduce) and down
+/// (broadcast) at once; the flows carry the pipeline's fill of chain length plus tree depth, up and back.
+fn chain_trees<R: Router>(router: &R, nodes: &[Vec<u32>], s: f64, channels: u32) -> Vec<Transfer> {
+    let (ppn, n_nodes) = (nodes[0].len(), nodes.len());
+    let channels = channels.max(2) as usize;
+    let bytes = s / channels as f64;
+    let depth = (usize::BITS - n_nodes.leading_zeros()) as f64;
+    let extra_steps = 2.0 * ((ppn - 1) as f64 + depth) - 1.0;
+    let node_ids: Vec<u32> = (0..n_nodes as u32).collect();
+    let mut flows = Vec::new();
+    for k in 0..channels {
+        // The head is where the node meets the tree: rail k mod ppn, or the k-th shared NIC's first GPU.
+        let head_index = |gpus: &[u32]| match nic_groups(router, gpus) {
+            Some(groups) => {
+                let first = groups[k % groups.len()][0];
+                gpus.iter().position(|g| *g == first).unwrap_or(0)
+            }
+            None => k % ppn,
+        };
+        for gpus in nodes {
+            let h = head_index(gpus);
+            let chain: Vec<u32> = (0..ppn).map(|j| gpus[(h + j) % ppn]).collect();
+            for w in chain.windows(2) {
+                flows.push(Transfer::new(w[0], End::Gpu(w[1]), bytes, extra_steps));
+                flows.push(Transfer::new(w[1], End::Gpu(w[0]), bytes, extra_steps));
+            }
+        }
+        // One of NCCL's two trees over the nodes, between the nodes' heads.
+        let tree = double_tree(&node_ids, bytes, extra_steps);
+        let half = tree.len() / 2;
+        let edges = if k % 2 == 0 { &tree[..half] } else { &tree[half..] };
+        for e in edges {
+            let (End::Gpu(dst), src) = (e.dst, e.src) else { continue };
+            let (a, b) = (&nodes[src as usize], &nodes[dst as usize]);
+            flows.push(Transfer::new(a[head_index(a)], End::Gpu(b[head_index(b)]), bytes, extra_steps));
+        }
+    }
+    flows
 }
 
 /// Parent of position `rank` in NCCL's binary tree over `n` positions rooted at 0 (`ncclGetBtree`): clear the
