@@ -88,7 +88,10 @@ fn check_nothing_lost(report: &Value, reference: &Value, seen: &[u64], ckpt: &Pa
             r["cause"].as_str().unwrap()
         );
         let restored = r["restored_step"].as_u64().unwrap();
-        assert_eq!(restored % EVERY, 0, "restored from a step that is no checkpoint: {r}");
+        // A drain commits its own checkpoint at the step boundary where it takes the worker out.
+        if r["fault"] != "drain" {
+            assert_eq!(restored % EVERY, 0, "restored from a step that is no checkpoint: {r}");
+        }
         if r["fault"] != "corrupt-checkpoint" && r["skipped"].as_array().unwrap().is_empty() {
             assert!(
                 r["lost_steps"].as_u64().unwrap() <= EVERY,
@@ -185,6 +188,60 @@ fn a_worker_killed_with_sigkill_is_replaced_by_a_spare_and_nothing_is_lost() {
     let (code, err) = procs.wait(c, Duration::from_secs(180));
     assert_eq!(code, Some(0), "{err}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    check_nothing_lost(&report, &reference, &seen, &ckpt);
+}
+
+#[test]
+fn a_drained_worker_leaves_after_a_checkpoint_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = default_job(dir.path(), STEPS);
+    let reference = reference_digest(dir.path(), &job);
+
+    let mut procs = Procs::default();
+    let (c, grpc, http, ckpt, report) = start_faulty(&mut procs, dir.path(), &job, 0);
+    let workers: Vec<usize> =
+        (0..5).map(|i| procs.named_worker(&grpc, "tok", &format!("proc-{i}"))).collect();
+    let mut seen = vec![];
+    // Between two checkpoints (every 2 steps), so that the drain has steps of its own to save.
+    let s = wait_until(&http, "an odd step", &mut seen, |s| {
+        s["job"]["steps_done"].as_u64().is_some_and(|n| n >= 3 && n % 2 == 1)
+    });
+    let host = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["ranks"].as_array().unwrap().contains(&Value::from(2)))
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let asked_at = s["job"]["steps_done"].as_u64().unwrap();
+    inject(&grpc, &["--drain", "2"]);
+    let s = wait_recovered(&http, 1, &mut seen);
+    let r = &recoveries(&s)[0];
+    eprintln!(
+        "drain of {host}: left after {:.3} s, back to work after {:.3} s; {r}",
+        r["detect_s"], r["recover_s"]
+    );
+    assert_eq!(r["fault"], "drain", "{r}");
+    assert_eq!(r["lost_steps"], 0, "a drain loses nothing: {r}");
+    // It left at a step boundary after the request, with every step done so far in its checkpoint.
+    assert!(r["restored_step"].as_u64().unwrap() >= asked_at, "asked at step {asked_at}: {r}");
+    // The drained process exits cleanly, and the spare took its place.
+    let idx = workers[host.strip_prefix("proc-").unwrap().parse::<usize>().unwrap()];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = procs.0[idx].try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the drained worker {host} did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the drained worker exited with {status}");
+    let (code, err) = procs.wait(c, Duration::from_secs(180));
+    assert_eq!(code, Some(0), "{err}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["summary"]["restarts"], 0, "a drain spends no restart (max-restarts is 0 here)");
     check_nothing_lost(&report, &reference, &seen, &ckpt);
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::job::PreparedJob;
 use crate::journal::{self, JournalState, JournalStore};
-use crate::state::Shared;
+use crate::state::{DrainRequest, Shared};
 use crate::{CoordinatorError, JobOutcome, StepRecord};
 
 /// How the driver behaves.
@@ -49,6 +49,8 @@ enum Stop {
     Cancelled,
     /// Something a restart will not fix.
     Fatal(CoordinatorError),
+    /// Workers left as asked (planned maintenance), after a checkpoint of every step done.
+    Drained(Vec<DrainRequest>),
 }
 
 /// A rank whose compute, measured against the simulator's durations, is more than this many times slower
@@ -145,6 +147,31 @@ pub(crate) async fn drive(
                 return Ok(outcome(job, &journal, &ckpt, JobState::Cancelled, "cancelled".into(), records));
             }
             Err(Stop::Fatal(e)) => return Err(e),
+            Err(Stop::Drained(drained)) => {
+                // Not a failure: no restart is spent, and the checkpoint just committed holds every step done.
+                let now = Instant::now();
+                for d in drained {
+                    journal.recoveries.push(Recovery {
+                        fault: "drain".into(),
+                        target: d.target,
+                        cause: "planned drain: checkpoint at the step boundary, then shut down".into(),
+                        detect_s: now.duration_since(d.at).as_secs_f64(),
+                        recover_s: -1.0,
+                        restored_step: journal.steps_done,
+                        lost_steps: 0,
+                        skipped: vec![],
+                        detected_unix_s: unix_now(),
+                    });
+                    open.failures.push((journal.recoveries.len() - 1, d.at));
+                }
+                restore_needed = true;
+                save(store, &journal)?;
+                shared.publish(|e| {
+                    e.message =
+                        "drained; restarting from the checkpoint without the drained worker(s)".into();
+                    e.recoveries = journal.recoveries.clone();
+                });
+            }
             Err(Stop::Retryable(why)) => {
                 record_failure(shared, &mut journal, &mut open, &why);
                 if journal.restarts >= config.max_restarts {
@@ -608,8 +635,49 @@ async fn run_steps(
         if done.is_multiple_of(job.file.checkpoint.every) || done == journal.steps_total {
             checkpoint(shared, job, run_id, ckpt, members, journal, store, config).await?;
         }
+        // Drain requests for workers no longer in the job are dropped.
+        let drains: Vec<DrainRequest> = shared
+            .take_drains()
+            .into_iter()
+            .filter(|d| members.iter().any(|m| m.id == d.worker_id))
+            .collect();
+        if !drains.is_empty() && done < journal.steps_total {
+            return Err(drain(shared, job, run_id, ckpt, members, journal, store, config, drains).await?);
+        }
     }
     Ok(())
+}
+
+/// Lets the requested members leave: commits a checkpoint of every step done (unless the last one is it),
+/// then shuts them down and takes them out of the registry.
+#[allow(clippy::too_many_arguments)]
+async fn drain(
+    shared: &Shared,
+    job: &PreparedJob,
+    run_id: &str,
+    ckpt: &checkpoint::Store,
+    members: &[Member],
+    journal: &mut JournalState,
+    store: &dyn JournalStore,
+    config: &DriveConfig,
+    drains: Vec<DrainRequest>,
+) -> Result<Stop, Stop> {
+    if journal.checkpoint_step != journal.steps_done {
+        checkpoint(shared, job, run_id, ckpt, members, journal, store, config).await?;
+    }
+    for d in &drains {
+        if let Some(m) = members.iter().find(|m| m.id == d.worker_id) {
+            let reason = format!("drained after the checkpoint of step {}", journal.steps_done);
+            if let Err(e) = m.client.clone().shutdown(pb::ShutdownRequest { reason }).await {
+                (shared.log)(&format!(
+                    "worker {} did not take its shutdown ({e}); it is left out anyway",
+                    m.id
+                ));
+            }
+        }
+        shared.retire(&d.worker_id, "drained");
+    }
+    Ok(Stop::Drained(drains))
 }
 
 /// Has every member write its shards of the state after `journal.steps_done` steps, then commits the

@@ -244,6 +244,7 @@ impl Bound {
         let shared = Arc::new(state::Shared {
             checkpoint_root: config.checkpoint_dir.clone(),
             injected: Default::default(),
+            drains: Default::default(),
             registry: Default::default(),
             changes: watch::channel(0).0,
             job: watch::channel(state::no_job(config.nnodes)).0,

@@ -77,6 +77,36 @@ impl CoordinatorService {
         (self.shared.log)(&format!("corrupted {target}"));
         Ok(Response::new(pb::InjectFaultResponse { detail: format!("corrupted one byte of {target}") }))
     }
+
+    /// Planned maintenance. A worker hosting ranks leaves at the next step boundary, after a checkpoint of
+    /// the steps done (the driver's part); a spare, which holds no state, is shut down at once.
+    async fn drain(
+        &self,
+        targets: &[(String, String, Vec<u32>)],
+    ) -> Result<Response<pb::InjectFaultResponse>, Status> {
+        let mut done = Vec::new();
+        for (id, address, ranks) in targets {
+            if ranks.is_empty() {
+                let channel = rpc::net::connect(address, &self.security, std::time::Duration::from_secs(5))
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                let mut client = rpc::net::worker_client(channel, &self.security)
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                client.shutdown(pb::ShutdownRequest { reason: "drained (a spare)".into() }).await?;
+                self.shared.retire(id, "drained (a spare, no state to save)");
+                done.push(format!("spare worker {id} shut down"));
+            } else {
+                let target = format!("worker {id} (ranks {})", join(ranks));
+                self.shared.request_drain(id, target.clone());
+                (self.shared.log)(&format!("drain requested for {target}"));
+                done.push(format!(
+                    "{target} leaves after a checkpoint at the next step boundary; the job goes on from it \
+                     without that worker"
+                ));
+            }
+        }
+        Ok(Response::new(pb::InjectFaultResponse { detail: done.join("; ") }))
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -248,6 +278,9 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             .map(|(id, _, ranks)| format!("worker {id} (ranks {})", join(ranks)))
             .collect::<Vec<_>>()
             .join(", ");
+        if fault == Fault::Drain {
+            return self.drain(&targets).await;
+        }
         // A partition cuts the targets off from everyone else; they still reach each other.
         let side: Vec<String> = targets.iter().map(|(_, a, _)| a.clone()).collect();
         // Recorded before sending: the fault may be detected before the call returns.

@@ -71,12 +71,25 @@ pub(crate) struct Injected {
     pub(crate) at: Instant,
 }
 
+/// A worker asked to leave at the next step boundary (planned maintenance).
+#[derive(Debug, Clone)]
+pub(crate) struct DrainRequest {
+    /// The worker.
+    pub(crate) worker_id: String,
+    /// It and its ranks, for the record.
+    pub(crate) target: String,
+    /// When it was asked.
+    pub(crate) at: Instant,
+}
+
 /// Everything the service, the HTTP endpoint and the driver share.
 pub(crate) struct Shared {
     /// Where jobs keep their checkpoints (one subdirectory per job id).
     pub(crate) checkpoint_root: std::path::PathBuf,
     /// Faults injected and not yet matched with a detection, oldest first.
     pub(crate) injected: Mutex<Vec<Injected>>,
+    /// Workers asked to drain, oldest first; the driver takes them at the next step boundary.
+    pub(crate) drains: Mutex<Vec<DrainRequest>>,
     pub(crate) registry: Mutex<Registry>,
     /// Bumped on every registration and death: wakes the rendezvous and the driver.
     pub(crate) changes: watch::Sender<u64>,
@@ -207,6 +220,32 @@ impl Shared {
     pub(crate) fn injected(&self, fault: &str, target: String) {
         let entry = Injected { fault: fault.to_string(), target, at: Instant::now() };
         self.injected.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+    }
+
+    /// Asks for a worker to be drained at the next step boundary (once).
+    pub(crate) fn request_drain(&self, worker_id: &str, target: String) {
+        let mut v = self.drains.lock().unwrap_or_else(|p| p.into_inner());
+        if !v.iter().any(|d| d.worker_id == worker_id) {
+            v.push(DrainRequest { worker_id: worker_id.to_string(), target, at: Instant::now() });
+        }
+    }
+
+    /// Takes every pending drain request.
+    pub(crate) fn take_drains(&self) -> Vec<DrainRequest> {
+        std::mem::take(&mut *self.drains.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Takes a drained worker out of the registry without counting it as a death.
+    pub(crate) fn retire(&self, id: &str, why: &str) {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(w) = r.workers.get_mut(id) else { return };
+        if !w.alive {
+            return;
+        }
+        w.alive = false;
+        drop(r);
+        (self.log)(&format!("worker {id} leaves: {why}"));
+        self.changes.send_modify(|c| *c += 1);
     }
 
     /// Takes the oldest injected fault of one of `kinds`, if any.

@@ -236,6 +236,7 @@ impl From<Fault> for pb::Fault {
                 pb::Fault { duration_s, peers, ..base(pb::FaultKind::Partition) }
             }
             Fault::CorruptCheckpoint { step } => pb::Fault { step, ..base(pb::FaultKind::CorruptCheckpoint) },
+            Fault::Drain => base(pb::FaultKind::Drain),
         }
     }
 }
@@ -282,6 +283,7 @@ impl TryFrom<pb::Fault> for Fault {
                 }
             }
             pb::FaultKind::CorruptCheckpoint => Fault::CorruptCheckpoint { step: f.step },
+            pb::FaultKind::Drain => Fault::Drain,
             pb::FaultKind::Unspecified => return Err(WireError::unspecified("fault.kind")),
         })
     }

@@ -162,6 +162,9 @@ pub enum Fault {
         /// Addresses of the workers on this worker's side.
         peers: Vec<String>,
     },
+    /// Planned maintenance: the coordinator checkpoints at the next step boundary, shuts the worker down and
+    /// restarts the job from that checkpoint without it (nothing is lost).
+    Drain,
     /// The coordinator corrupts one shard of a committed checkpoint (0: the latest).
     CorruptCheckpoint {
         /// Steps done of the checkpoint.
@@ -179,6 +182,7 @@ impl Fault {
             Fault::Slow { .. } => "slow",
             Fault::Partition { .. } => "partition",
             Fault::CorruptCheckpoint { .. } => "corrupt-checkpoint",
+            Fault::Drain => "drain",
         }
     }
 }
@@ -186,7 +190,8 @@ impl Fault {
 /// One failure and the recovery from it, as the coordinator measured it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Recovery {
-    /// What failed (`kill`, `hang`, `slow`, `partition`, `corrupt-checkpoint`; `lost` when not injected).
+    /// What failed (`kill`, `hang`, `slow`, `partition`, `corrupt-checkpoint`; `lost` when not injected), or
+    /// `drain` for a planned removal.
     pub fault: String,
     /// What it hit.
     pub target: String,

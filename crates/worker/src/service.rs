@@ -276,8 +276,10 @@ impl pb::worker_server::Worker for WorkerService {
                 side.push(self.0.self_address.clone());
                 self.0.faults.partition(duration_s, side);
             }
-            Fault::CorruptCheckpoint { .. } => {
-                return Err(Status::invalid_argument("corrupting a checkpoint is the coordinator's to do"));
+            Fault::CorruptCheckpoint { .. } | Fault::Drain => {
+                return Err(Status::invalid_argument(
+                    "corrupting a checkpoint and draining a worker are the coordinator's to do",
+                ));
             }
         }
         Ok(Response::new(pb::InjectFaultAck {}))

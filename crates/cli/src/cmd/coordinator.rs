@@ -440,9 +440,11 @@ impl Summary {
             );
         }
         if !self.recoveries.is_empty() {
+            let drains = self.recoveries.iter().filter(|r| r.fault == "drain").count();
+            let failures = self.recoveries.len() - drains;
+            let planned = if drains > 0 { format!(", {drains} planned drain(s)") } else { String::new() };
             s += &format!(
-                "failures         {} ({} steps lost and redone)\n",
-                self.recoveries.len(),
+                "failures         {failures}{planned} ({} steps lost and redone)\n",
                 self.lost_steps
             );
             s += &render_recoveries(&self.recoveries);

@@ -13,7 +13,7 @@ use rpc::types::Fault;
 
 /// Flags of `choir inject`. Exactly one fault.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("fault").required(true).args(["kill", "kill_coordinator", "hang", "freeze", "slow", "partition", "corrupt_checkpoint"])))]
+#[command(group(clap::ArgGroup::new("fault").required(true).args(["kill", "kill_coordinator", "hang", "freeze", "slow", "partition", "corrupt_checkpoint", "drain", "drain_worker"])))]
 pub(crate) struct Args {
     /// The coordinator, as a URL or HOST:PORT.
     #[arg(long, env = "CHOIR_COORDINATOR", default_value = "127.0.0.1:29400")]
@@ -45,6 +45,15 @@ pub(crate) struct Args {
     /// checksum finds it, when a recovery tries to restore it.
     #[arg(long, value_name = "STEP|latest")]
     corrupt_checkpoint: Option<String>,
+    /// Drain the worker hosting RANK (planned maintenance): at the next step boundary the coordinator commits a
+    /// checkpoint, shuts the worker down and goes on from that checkpoint without it (a spare takes its
+    /// place, or the job waits for one). Nothing is lost. See also --drain-worker.
+    #[arg(long, value_name = "RANK")]
+    drain: Option<u32>,
+    /// Drain a worker by its id (as `choir up`'s summary or the coordinator's /status lists it); a spare
+    /// leaves at once.
+    #[arg(long, value_name = "ID")]
+    drain_worker: Option<String>,
     /// How long a hang, freeze, slow-down or partition lasts.
     #[arg(long = "for", value_name = "DURATION", default_value = "10s")]
     duration: String,
@@ -92,6 +101,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         (Target::Ranks(vec![r]), Fault::Freeze { duration_s })
     } else if let Some(r) = args.slow {
         (Target::Ranks(vec![r]), Fault::Slow { duration_s, factor: args.factor })
+    } else if let Some(r) = args.drain {
+        (Target::Ranks(vec![r]), Fault::Drain)
+    } else if let Some(id) = &args.drain_worker {
+        (Target::Worker(id.clone()), Fault::Drain)
     } else if let Some(ranks) = &args.partition {
         if ranks.is_empty() {
             return Err(bad_input("--partition: expected comma-separated ranks, e.g. 2,3"));
@@ -112,7 +125,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         (Target::Job, Fault::CorruptCheckpoint { step })
     } else {
         return Err(bad_input(
-            "name a fault: --kill, --hang, --freeze, --slow, --partition or --corrupt-checkpoint",
+            "name a fault: --kill, --hang, --freeze, --slow, --partition, --drain or --corrupt-checkpoint",
         ));
     };
     let name = fault.name();

@@ -253,11 +253,9 @@ fn live_faults(text: &str, origin: &str, gpus_per_worker: u32) -> anyhow::Result
                 })?;
                 (Target::Job, Fault::CorruptCheckpoint { step })
             }
-            FaultKind::Drain => {
-                return Err(bad_input(format!(
-                    "{origin}: faults[{i}]: kind = \"drain\" is simulated by `choir chaos` but not played live"
-                )));
-            }
+            // Live, a drain takes the workers hosting the target out of the job (planned maintenance).
+            FaultKind::Drain if !ranks.is_empty() => (Target::Ranks(ranks), Fault::Drain),
+            FaultKind::Drain => return Err(needs_ranks("drain")),
         };
         out.push((f.time_s, target, fault));
     }
