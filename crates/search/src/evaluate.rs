@@ -32,6 +32,9 @@ pub struct Evaluated {
     pub estimate: MemoryEstimate,
     /// The lower bound its simulation was scheduled by, seconds.
     pub lower_bound_s: f64,
+    /// The analytical network model's step time, seconds; differs from `report.step_time_s` only after
+    /// [`refine_with_flow`] replaced the report with the flow model's.
+    pub analytical_step_time_s: f64,
 }
 
 /// Where the search is, for a progress bar.
@@ -243,6 +246,7 @@ pub fn search(
                     best_steps.insert((key_bits(report.step_time_s), i));
                     result.ranked.push(Evaluated {
                         plan: plans[i].clone(),
+                        analytical_step_time_s: report.step_time_s,
                         report,
                         estimate: estimates[i],
                         lower_bound_s: f64::from_bits(bound_bits),
@@ -280,6 +284,46 @@ pub fn search(
         a.report.step_time_s.total_cmp(&b.report.step_time_s).then_with(|| plan_order(&a.plan, &b.plan))
     });
     Ok(result)
+}
+
+/// Re-simulates the first `n` ranked plans with the flow network model (every rank simulated, collectives that
+/// cross nodes sharing link bandwidth with every other one in flight) and re-orders them by that step time, in
+/// parallel. The search itself stays analytical (the flow model costs seconds per plan at scale): this ranks
+/// the analytical model's top `n` under contention, and the plans after them keep their analytical order.
+/// A plan the flow model finds over the memory limit cannot happen (memory does not depend on the network).
+pub fn refine_with_flow(
+    spec: &model::ModelSpec,
+    cluster: &topology::Cluster,
+    result: &mut SearchResult,
+    n: usize,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(), SearchError> {
+    let n = n.min(result.ranked.len());
+    let config = sim::SimConfig {
+        ranks: sim::RankMode::All,
+        network: sim::NetworkModel::Flow,
+        ..sim::SimConfig::default()
+    };
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let reports: Vec<Result<sim::Report, SearchError>> = result.ranked[..n]
+        .par_iter()
+        .map(|e| {
+            let program = schedule::build(spec, &e.plan).map_err(|err| SearchError::Plan(err.to_string()))?;
+            let report = sim::simulate(spec, &program, cluster, &config)
+                .map(|s| s.report)
+                .map_err(|err| SearchError::Simulation(format!("{}: {err}", describe(&e.plan))))?;
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(Progress::Simulating { done: d, total: n as u64 });
+            Ok(report)
+        })
+        .collect();
+    for (e, report) in result.ranked[..n].iter_mut().zip(reports) {
+        e.report = report?;
+    }
+    result.ranked[..n].sort_by(|a, b| {
+        a.report.step_time_s.total_cmp(&b.report.step_time_s).then_with(|| plan_order(&a.plan, &b.plan))
+    });
+    Ok(())
 }
 
 /// A stable order on plans for ties: smaller parallel sizes, then micro-batch, ZeRO, recompute, schedule.

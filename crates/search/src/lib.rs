@@ -15,6 +15,7 @@
 //!    deterministic: the batches, and so the set of plans simulated, do not depend on the thread count.
 //!
 //! With [`SearchConfig::exhaustive`] phases 3 and 4's cut-offs are off and every plan that fits is simulated.
+//! [`refine_with_flow`] then optionally re-ranks the top plans under the flow network model (contention).
 //! The crate is pure: it reads no files and no clock; progress goes to a caller-supplied callback.
 
 mod bound;
@@ -23,7 +24,7 @@ mod explain;
 mod memory;
 mod space;
 
-pub use evaluate::{Evaluated, PRUNE_SLACK, Progress, SearchResult, search};
+pub use evaluate::{Evaluated, PRUNE_SLACK, Progress, SearchResult, refine_with_flow, search};
 pub use explain::{Limiter, family, frontier, limiters};
 pub use memory::{MemoryEstimate, estimate_memory};
 pub use space::{Enumeration, SearchSpace, enumerate};

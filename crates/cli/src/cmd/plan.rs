@@ -36,9 +36,10 @@ pub(crate) struct Args {
     /// How many of the best plans to show (and to rank exactly).
     #[arg(long, default_value_t = 10)]
     pub(crate) top: usize,
-    /// Network model: `analytical`. (`flow` needs every rank simulated, too slow for a search: check a chosen
-    /// plan with `choir sim --network flow`.)
-    #[arg(long, default_value = "analytical")]
+    /// Network model: `analytical` (NCCL's cost model, each collective alone) searches and ranks; `flow` then
+    /// re-simulates the analytical top --top with every rank and link contention between concurrent
+    /// collectives (seconds per plan at scale) and ranks them by that.
+    #[arg(long, default_value = "analytical", value_parser = ["analytical", "flow"])]
     pub(crate) network: String,
     /// Print JSON.
     #[arg(long)]
@@ -110,17 +111,7 @@ pub(crate) struct Args {
 
 /// Runs `choir plan`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    match args.network.as_str() {
-        "analytical" => {}
-        "flow" => {
-            return Err(bad_input(
-                "--network flow is not supported by the search: the flow model needs every rank simulated, too slow \
-                 for thousands of plans; search with --network analytical, then check a chosen plan with \
-                 `choir sim --network flow`",
-            ));
-        }
-        other => return Err(bad_input(format!("--network {other}: expected analytical or flow"))),
-    }
+    let flow = args.network == "flow";
     let spec = load_model(&args.model)?;
     let cluster_spec = load_cluster_spec(&args.cluster)?;
     let config = search_config(&args, &spec)?;
@@ -139,15 +130,35 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let result = search::search(&spec, &cluster, &config, &on_progress);
+    let classify = |e: search::SearchError| match e {
+        search::SearchError::Plan(_) | search::SearchError::Simulation(_) => anyhow::Error::new(e),
+        _ => bad_input(e),
+    };
+    let mut result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            return Err(classify(e));
+        }
+    };
+    if flow {
+        let on_flow = |p: search::Progress| {
+            if let (Some(bar), search::Progress::Simulating { done, total }) = (&bar, p) {
+                bar.set_message("flow model");
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        };
+        search::refine_with_flow(&spec, &cluster, &mut result, args.top, &on_flow).map_err(classify)?;
+    }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let result = result.map_err(|e| match e {
-        search::SearchError::Plan(_) | search::SearchError::Simulation(_) => anyhow::Error::new(e),
-        _ => bad_input(e),
-    })?;
     let elapsed_s = started.elapsed().as_secs_f64();
-    let summary = Summary::of(&spec, &cluster, &config, &result, args.top);
+    let mut summary = Summary::of(&spec, &cluster, &config, &result, args.top);
+    summary.network = if flow { "flow" } else { "analytical" };
     if let Some(path) = &args.svg {
         let picture = svg::plot(&summary.title(), &result);
         write_atomic(path, picture.as_bytes()).context("writing the plan picture")?;
@@ -245,6 +256,9 @@ struct Ranked {
     schedule: &'static str,
     family: String,
     step_time_s: f64,
+    /// The analytical model's step time (what the search ranked by; equal to `step_time_s` unless `--network
+    /// flow` re-simulated the plan).
+    analytical_step_time_s: f64,
     tokens_per_s: f64,
     mfu: f64,
     memory_peak_bytes: f64,
@@ -261,6 +275,8 @@ struct Summary {
     gpus: u32,
     global_batch: u32,
     seq_len: u32,
+    /// The network model of `best[]`'s step times: `analytical`, or `flow` (the analytical top re-ranked).
+    network: &'static str,
     evaluated: u64,
     feasible: u64,
     pruned_memory: u64,
@@ -304,6 +320,7 @@ impl Summary {
                     schedule: p.schedule.name(),
                     family: search::family(p),
                     step_time_s: e.report.step_time_s,
+                    analytical_step_time_s: e.analytical_step_time_s,
                     tokens_per_s: e.report.tokens_per_s,
                     mfu: e.report.mfu,
                     memory_peak_bytes: e.report.memory_peak_bytes,
@@ -319,6 +336,7 @@ impl Summary {
             gpus: config.space.gpus,
             global_batch: config.space.global_batch,
             seq_len: config.space.seq_len,
+            network: "analytical",
             evaluated: r.evaluated,
             feasible: r.feasible,
             pruned_memory: r.pruned_memory,
@@ -388,6 +406,14 @@ fn render(s: &Summary, r: &search::SearchResult, elapsed_s: f64) -> String {
         count(s.simulated_oom)
     );
     let _ = writeln!(o, "  {:>7} fit in memory (feasible)", count(s.feasible));
+    if s.network == "flow" {
+        let _ = writeln!(
+            o,
+            "  the top {} re-simulated with the flow model (every rank, link contention) and ranked by it; \
+             `analytical` is the search's figure",
+            s.best.len()
+        );
+    }
     if !s.failed.is_empty() {
         let _ = writeln!(
             o,
@@ -439,7 +465,12 @@ fn render(s: &Summary, r: &search::SearchResult, elapsed_s: f64) -> String {
             pct(b.bubble_fraction),
             format_duration(b.exposed_comm_s),
         );
-        let _ = writeln!(o, "      {}", limiter_line(&b.limiters));
+        let analytical = if s.network == "flow" {
+            format!("analytical {}; ", format_duration(b.analytical_step_time_s))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(o, "      {analytical}{}", limiter_line(&b.limiters));
     }
     o
 }
