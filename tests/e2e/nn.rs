@@ -125,6 +125,82 @@ fn train_generate_attention_round_trip() {
 }
 
 #[test]
+fn a_resumed_run_writes_the_same_checkpoint_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("text.txt");
+    std::fs::write(&data, "to be or not to be, that is the question.\n".repeat(60)).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(out);
+        let mut args = vec!["train", "--data", data.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+        args.extend_from_slice(&[
+            "--layers",
+            "1",
+            "--d-model",
+            "32",
+            "--heads",
+            "2",
+            "--context",
+            "32",
+            "--batch",
+            "4",
+            "--warmup",
+            "3",
+            "--decay-iters",
+            "24",
+            "--eval-interval",
+            "8",
+            "--eval-iters",
+            "2",
+            "--json",
+        ]);
+        args.extend_from_slice(extra);
+        json_of(&choir(&args))
+    };
+    let whole = train("whole", &["--iters", "24"]);
+    train("half", &["--iters", "12"]);
+    let half = dir.path().join("half");
+    let resumed = choir(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        half.to_str().unwrap(),
+        "--resume",
+        half.to_str().unwrap(),
+        "--iters",
+        "24",
+        "--json",
+    ]);
+    let resumed = json_of(&resumed);
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let a = std::fs::read(dir.path().join("whole").join(file)).unwrap();
+        let b = std::fs::read(half.join(file)).unwrap();
+        assert!(a == b, "{file} differs between the uninterrupted and the resumed run");
+    }
+    // The same evaluations, none repeated, plus the one the first half made when it stopped at step 12.
+    let mut evals = resumed["evals"].as_array().unwrap().clone();
+    let at_stop = evals.iter().position(|e| e["step"] == 12).expect("the first half's last evaluation");
+    evals.remove(at_stop);
+    assert_eq!(whole["evals"].as_array().unwrap(), &evals);
+    // Nothing left to train, and a checkpoint without optimizer state, are bad input that says why.
+    let again = choir(&["train", "--data", data.to_str().unwrap(), "--resume", half.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing left to train"));
+    std::fs::remove_file(half.join("optimizer.safetensors")).unwrap();
+    let torn = choir(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--resume",
+        half.to_str().unwrap(),
+        "--iters",
+        "30",
+    ]);
+    assert_eq!(torn.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&torn.stderr).contains("optimizer.safetensors"));
+}
+
+#[test]
 fn missing_checkpoint_is_bad_input() {
     let out = choir(&["generate", "--checkpoint", "/nonexistent/choir-ck"]);
     assert_eq!(out.status.code(), Some(2));

@@ -19,6 +19,8 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const CONFIG_FILE: &str = "config.json";
 /// The BPE tokenizer's file name (choir's text format), present only for BPE models.
 pub const TOKENIZER_FILE: &str = "tokenizer.bpe";
+/// The optimizer moments' file name, present in checkpoints a run can resume from.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
 /// The content of `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +62,9 @@ pub struct TrainingRecord {
     pub evals: Vec<EvalStats>,
     /// Wall-clock seconds, as measured by the caller.
     pub wall_s: Option<f64>,
+    /// Where the run can resume from (with [`OPTIMIZER_FILE`]); absent in checkpoints without optimizer state.
+    #[serde(default)]
+    pub resume: Option<crate::train::ResumePoint>,
 }
 
 /// A loaded checkpoint.
@@ -79,8 +84,12 @@ pub fn checkpoint_files(
     vocab: &Vocab,
     tensors: &Tensors,
     training: Option<TrainingRecord>,
+    optimizer: Option<&Tensors>,
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let mut files = vec![(WEIGHTS_FILE, to_safetensors(tensors)?)];
+    if let Some(moments) = optimizer {
+        files.push((OPTIMIZER_FILE, to_safetensors(moments)?));
+    }
     let tokenizer = match vocab {
         Vocab::Char(v) => TokenizerMeta::Char { chars: v.chars.iter().collect() },
         Vocab::Bpe(t) => {
@@ -148,7 +157,7 @@ mod tests {
         let vocab = Vocab::Char(CharVocab::from_text("abc d\n"));
         let gpt = crate::gpt_tests::tiny_config(vocab.size());
         let tensors = init_params(&gpt, 3, DType::F32, &Device::Cpu).unwrap();
-        let files = checkpoint_files(&gpt, &vocab, &tensors, None).unwrap();
+        let files = checkpoint_files(&gpt, &vocab, &tensors, None, None).unwrap();
         assert_eq!(files.last().unwrap().0, CONFIG_FILE);
         let config = std::str::from_utf8(&files[1].1).unwrap();
         let loaded = load_checkpoint(config, &files[0].1, None, &Device::Cpu).unwrap();
@@ -175,7 +184,7 @@ mod tests {
         assert_eq!(vocab.decode(&ids).unwrap(), "the cat sat");
         let gpt = crate::gpt_tests::tiny_config(vocab.size());
         let tensors = init_params(&gpt, 3, DType::F32, &Device::Cpu).unwrap();
-        let files = checkpoint_files(&gpt, &vocab, &tensors, None).unwrap();
+        let files = checkpoint_files(&gpt, &vocab, &tensors, None, None).unwrap();
         let names: Vec<&str> = files.iter().map(|f| f.0).collect();
         assert_eq!(names, vec![WEIGHTS_FILE, TOKENIZER_FILE, CONFIG_FILE]);
         let config = std::str::from_utf8(&files[2].1).unwrap();

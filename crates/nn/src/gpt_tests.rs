@@ -193,3 +193,59 @@ fn moe_model_trains() {
     let (before, after) = short_run(Some(moe));
     assert!(before > 2.8 && after < 1.5, "val loss {before} -> {after}");
 }
+
+#[test]
+fn a_resumed_run_continues_bit_for_bit() {
+    // 12 steps straight, against 5 steps, a checkpoint through bytes (weights, moments, resume point as
+    // JSON), and 7 more from it: the same losses, the same weights, the same moments, to the bit.
+    use crate::params::{to_safetensors, var_tensors};
+    use crate::train::{ResumePoint, resume, step};
+    let text = "the quick brown fox jumps over the lazy dog. ".repeat(40);
+    let vocab = CharVocab::from_text(&text);
+    let data = split(vocab.encode(&text).unwrap(), 0.1);
+    let config = tiny_config(vocab.len());
+    let tc = TrainConfig {
+        iters: 12,
+        batch_size: 4,
+        warmup_iters: 3,
+        lr_decay_iters: 12,
+        ..TrainConfig::default()
+    };
+    let init = init_params(&config, tc.seed, DType::F32, &Device::Cpu).unwrap();
+    let mut straight = start(&config, &tc, &init).unwrap();
+    let losses: Vec<f32> = (0..12).map(|_| step(&mut straight, &tc, &data.train).unwrap().loss).collect();
+
+    let mut first = start(&config, &tc, &init).unwrap();
+    for _ in 0..5 {
+        step(&mut first, &tc, &data.train).unwrap();
+    }
+    let weights = to_safetensors(&var_tensors(&first.vars)).unwrap();
+    let moments = to_safetensors(&first.optimizer_state().unwrap()).unwrap();
+    let point = serde_json::to_string(&first.resume_point()).unwrap();
+    drop(first);
+    let load =
+        |b: &[u8]| candle_core::safetensors::load_buffer(b, &Device::Cpu).unwrap().into_iter().collect();
+    let at: ResumePoint = serde_json::from_str(&point).unwrap();
+    let mut second = resume(&config, &tc, &load(&weights), &load(&moments), at).unwrap();
+    let rest: Vec<f32> = (0..7).map(|_| step(&mut second, &tc, &data.train).unwrap().loss).collect();
+    assert_eq!(rest, losses[5..], "the resumed run's losses");
+    assert_eq!(
+        to_safetensors(&var_tensors(&second.vars)).unwrap(),
+        to_safetensors(&var_tensors(&straight.vars)).unwrap(),
+        "the resumed run's weights"
+    );
+    assert_eq!(
+        to_safetensors(&second.optimizer_state().unwrap()).unwrap(),
+        to_safetensors(&straight.optimizer_state().unwrap()).unwrap()
+    );
+    assert_eq!(second.resume_point(), straight.resume_point());
+
+    // A resume point that disagrees with itself, or moments of another model, are refused with the reason.
+    let bad = ResumePoint { adam_steps: 4, ..at };
+    let err = resume(&config, &tc, &load(&weights), &load(&moments), bad).unwrap_err().to_string();
+    assert!(err.contains("4 optimizer steps for 5 training steps"), "{err}");
+    let mut other = load(&moments);
+    other.remove("exp_avg.wte.weight");
+    let err = resume(&config, &tc, &load(&weights), &other, at).unwrap_err().to_string();
+    assert!(err.contains("\"exp_avg.wte.weight\" missing"), "{err}");
+}

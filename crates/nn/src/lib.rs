@@ -27,6 +27,7 @@ pub mod generate;
 pub mod gpt;
 mod layers;
 mod moe;
+pub mod optim;
 pub mod params;
 pub mod sampling;
 pub mod speculative;

@@ -50,6 +50,11 @@ pub fn to_safetensors(tensors: &Tensors) -> Result<Vec<u8>> {
         .map_err(|e| NnError::Checkpoint(format!("serialising safetensors: {e}")))
 }
 
+/// Reads safetensors bytes as named tensors, whatever they hold.
+pub fn load_safetensors(bytes: &[u8], device: &Device) -> Result<Tensors> {
+    Ok(candle_core::safetensors::load_buffer(bytes, device)?.into_iter().collect())
+}
+
 /// Reads safetensors bytes and checks that they hold exactly `config`'s parameters with the right shapes.
 pub fn from_safetensors(bytes: &[u8], config: &GptConfig, device: &Device) -> Result<Tensors> {
     let loaded: Tensors = candle_core::safetensors::load_buffer(bytes, device)?.into_iter().collect();

@@ -6,7 +6,6 @@
 //! batches every 250 steps.
 
 use candle_core::{DType, Tensor};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use crate::config::GptConfig;
 use crate::data::{Split, sample_batch};
 use crate::error::{Result, bad_config};
 use crate::gpt::Gpt;
+use crate::optim::{AdamW, AdamWParams};
 use crate::params::{Tensors, Vars, to_vars, var_tensors};
 
 /// How to train.
@@ -148,6 +148,32 @@ pub fn lr_at(config: &TrainConfig, step: usize) -> f64 {
     config.min_lr + coeff * (config.lr - config.min_lr)
 }
 
+/// Where a run stopped, beyond its weights and optimizer moments: what [`resume`] needs to go on exactly as
+/// if it had not stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// Steps taken.
+    pub step: usize,
+    /// Optimizer steps taken (equal to `step`; kept apart so that a mismatch is caught).
+    pub adam_steps: usize,
+    /// Position of the batch sampler's ChaCha8 stream, in 32-bit words (a decimal string in JSON: it is a u128).
+    #[serde(with = "u128_string")]
+    pub rng_word_pos: u128,
+}
+
+mod u128_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &u128, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| serde::de::Error::custom(format!("{text:?}: expected a decimal u128")))
+    }
+}
+
 /// Starts training from `tensors` (fresh from `params::init_params`, or a checkpoint's).
 pub fn start(gpt: &GptConfig, config: &TrainConfig, tensors: &Tensors) -> Result<TrainState> {
     if config.batch_size == 0 {
@@ -155,7 +181,7 @@ pub fn start(gpt: &GptConfig, config: &TrainConfig, tensors: &Tensors) -> Result
     }
     let vars = to_vars(tensors)?;
     let model = Gpt::new(gpt, &var_tensors(&vars))?;
-    let adam = |wd| ParamsAdamW {
+    let adam = |wd| AdamWParams {
         lr: config.lr,
         beta1: config.beta1,
         beta2: config.beta2,
@@ -163,7 +189,8 @@ pub fn start(gpt: &GptConfig, config: &TrainConfig, tensors: &Tensors) -> Result
         weight_decay: wd,
     };
     // nanoGPT's configure_optimizers: tensors of rank ≥ 2 decay, biases and norm weights do not.
-    let (matrices, vectors): (Vec<_>, Vec<_>) = vars.values().cloned().partition(|v| v.rank() >= 2);
+    let (matrices, vectors): (Vec<_>, Vec<_>) =
+        vars.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(_, v)| v.rank() >= 2);
     Ok(TrainState {
         model,
         decay: AdamW::new(matrices, adam(config.weight_decay))?,
@@ -172,6 +199,50 @@ pub fn start(gpt: &GptConfig, config: &TrainConfig, tensors: &Tensors) -> Result
         step: 0,
         rng: ChaCha8Rng::seed_from_u64(config.seed),
     })
+}
+
+/// Picks a run up where [`TrainState::resume_point`] and [`TrainState::optimizer_state`] left it: the same
+/// weights, moments, step and batch stream, so that it continues bit for bit as the uninterrupted run would.
+pub fn resume(
+    gpt: &GptConfig,
+    config: &TrainConfig,
+    tensors: &Tensors,
+    optimizer: &Tensors,
+    at: ResumePoint,
+) -> Result<TrainState> {
+    if at.adam_steps != at.step {
+        return Err(crate::NnError::Checkpoint(format!(
+            "resume point: {} optimizer steps for {} training steps (they must agree)",
+            at.adam_steps, at.step
+        )));
+    }
+    let mut state = start(gpt, config, tensors)?;
+    state.decay.load_state(optimizer, at.adam_steps)?;
+    state.no_decay.load_state(optimizer, at.adam_steps)?;
+    let expected = state.decay.state()?.len() + state.no_decay.state()?.len();
+    if optimizer.len() != expected {
+        return Err(crate::NnError::Checkpoint(format!(
+            "optimizer state: {} tensors, expected {expected} (two per variable)",
+            optimizer.len()
+        )));
+    }
+    state.step = at.step;
+    state.rng.set_word_pos(at.rng_word_pos);
+    Ok(state)
+}
+
+impl TrainState {
+    /// The optimizer moments of every variable (copies).
+    pub fn optimizer_state(&self) -> Result<Tensors> {
+        let mut all = self.decay.state()?;
+        all.extend(self.no_decay.state()?);
+        Ok(all)
+    }
+
+    /// Where the run is, for [`resume`].
+    pub fn resume_point(&self) -> ResumePoint {
+        ResumePoint { step: self.step, adam_steps: self.decay.steps(), rng_word_pos: self.rng.get_word_pos() }
+    }
 }
 
 /// One optimiser step on a random batch of `data`.

@@ -64,9 +64,14 @@ pub(crate) struct Args {
     /// Experts per token.
     #[arg(long, default_value_t = 2)]
     top_k: usize,
-    /// Optimiser steps.
-    #[arg(long, default_value_t = 2000)]
-    iters: usize,
+    /// Optimiser steps in all [default: 2000; with --resume, the checkpoint's run's].
+    #[arg(long)]
+    iters: Option<usize>,
+    /// Resume from a checkpoint directory written by `choir train` (its weights, optimizer moments, step and
+    /// batch stream): the run goes on to --iters steps in all exactly as if it had never stopped. Its model
+    /// shape, tokenizer and training settings are the checkpoint's; shape and optimiser flags are ignored.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
     /// Sequences per step.
     #[arg(long, default_value_t = 12)]
     batch: usize,
@@ -119,25 +124,101 @@ struct Report {
     loss_svg: String,
 }
 
+/// A run picked up from a checkpoint.
+struct Resumed {
+    vocab: Vocab,
+    gpt: GptConfig,
+    train: TrainConfig,
+    state: TrainState,
+    evals: Vec<EvalStats>,
+}
+
+/// Loads what `--resume DIR` needs, naming the file and what is wrong with it.
+fn load_resumed(dir: &Path, iters: Option<usize>) -> anyhow::Result<Resumed> {
+    let read = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| bad_input(format!("--resume: {}: {e}", path.display())))
+    };
+    let config_path = dir.join(nn::checkpoint::CONFIG_FILE);
+    let config_json = String::from_utf8(read(nn::checkpoint::CONFIG_FILE)?)
+        .map_err(|_| bad_input(format!("--resume: {}: not UTF-8", config_path.display())))?;
+    let meta = nn::checkpoint::read_meta(&config_json)
+        .map_err(|e| bad_input(format!("--resume: {}: {e}", config_path.display())))?;
+    let Some(record) = meta.training.clone() else {
+        return Err(bad_input(format!("--resume: {}: no training record to resume", config_path.display())));
+    };
+    let Some(at) = record.resume else {
+        return Err(bad_input(format!(
+            "--resume: {}: no resume point (written before choir kept optimizer state); start a new run",
+            config_path.display()
+        )));
+    };
+    let tokenizer_text = match &meta.tokenizer {
+        nn::checkpoint::TokenizerMeta::Bpe { file } => Some(
+            String::from_utf8(read(file)?)
+                .map_err(|_| bad_input(format!("--resume: {}: not UTF-8", dir.join(file).display())))?,
+        ),
+        nn::checkpoint::TokenizerMeta::Char { .. } => None,
+    };
+    let device = device()?;
+    let loaded = nn::checkpoint::load_checkpoint(
+        &config_json,
+        &read(nn::checkpoint::WEIGHTS_FILE)?,
+        tokenizer_text.as_deref(),
+        &device,
+    )
+    .map_err(|e| bad_input(format!("--resume: {}: {e}", dir.display())))?;
+    let weights_bytes = read(nn::checkpoint::WEIGHTS_FILE)?;
+    let tensors = nn::params::from_safetensors(&weights_bytes, &meta.gpt, &device).map_err(bad_input)?;
+    let optimizer_path = dir.join(nn::checkpoint::OPTIMIZER_FILE);
+    let moments: nn::params::Tensors =
+        nn::params::load_safetensors(&read(nn::checkpoint::OPTIMIZER_FILE)?, &device)
+            .map_err(|e| bad_input(format!("--resume: {}: {e}", optimizer_path.display())))?;
+    let mut train = record.config.clone();
+    if let Some(total) = iters {
+        train.iters = total;
+    }
+    if train.iters <= at.step {
+        return Err(bad_input(format!(
+            "--resume: the checkpoint has {} steps done and --iters is {}: nothing left to train (raise --iters)",
+            at.step, train.iters
+        )));
+    }
+    let state = nn::train::resume(&meta.gpt, &train, &tensors, &moments, at)
+        .map_err(|e| bad_input(format!("--resume: {}: {e}", dir.display())))?;
+    Ok(Resumed { vocab: loaded.vocab, gpt: meta.gpt, train, state, evals: record.evals })
+}
+
 /// Runs `choir train`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let text = read_text(&args.data)?;
-    let vocab = match args.tokenizer.as_str() {
-        "char" => Vocab::Char(CharVocab::from_text(&text)),
-        path => Vocab::bpe_from_text(&read_text(Path::new(path))?).map_err(bad_input)?,
+    let (vocab, gpt, train, mut state, mut evals) = match &args.resume {
+        Some(dir) => {
+            let r = load_resumed(dir, args.iters)?;
+            (r.vocab, r.gpt, r.train, r.state, r.evals)
+        }
+        None => {
+            let vocab = match args.tokenizer.as_str() {
+                "char" => Vocab::Char(CharVocab::from_text(&text)),
+                path => Vocab::bpe_from_text(&read_text(Path::new(path))?).map_err(bad_input)?,
+            };
+            let gpt = gpt_config(&args, vocab.size())?;
+            let train = train_config(&args);
+            let tensors =
+                nn::params::init_params(&gpt, train.seed, DType::F32, &device()?).map_err(bad_input)?;
+            let state = nn::train::start(&gpt, &train, &tensors).map_err(bad_input)?;
+            (vocab, gpt, train, state, Vec::new())
+        }
     };
     let tokens = vocab.encode(&text).map_err(bad_input)?;
-    let gpt = gpt_config(&args, vocab.size())?;
-    let train = train_config(&args);
     let data = nn::data::split(tokens, args.val_fraction);
-    // The parameter count comes from `model`; the tensors built below must agree with it exactly.
+    // The parameter count comes from `model`; the tensors trained must agree with it exactly.
     let params = model::param_counts(&gpt.to_spec("train")).total;
-    let tensors = nn::params::init_params(&gpt, train.seed, DType::F32, &device()?).map_err(bad_input)?;
     anyhow::ensure!(
-        nn::params::count(&tensors) == params,
+        nn::params::count(&nn::params::var_tensors(&state.vars)) == params,
         "nn built a model whose size differs from model's count"
     );
-    let mut state = nn::train::start(&gpt, &train, &tensors).map_err(bad_input)?;
+    let resumed_at = state.step;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     if !args.json {
         println!(
@@ -153,6 +234,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             vocab.size(),
             vocab.kind(),
         );
+        if let Some(dir) = &args.resume {
+            println!("resuming {} at step {resumed_at} of {}", dir.display(), train.iters);
+        }
     }
     let started = Instant::now();
     let mut save_error = None;
@@ -162,17 +246,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             steps: state.step,
             evals: evals.to_vec(),
             wall_s: Some(wall_s),
+            resume: Some(state.resume_point()),
         };
         let tensors = nn::params::var_tensors(&state.vars);
-        let files = checkpoint_files(&gpt, &vocab, &tensors, Some(record)).map_err(|e| anyhow::anyhow!(e))?;
+        let moments = state.optimizer_state().map_err(|e| anyhow::anyhow!(e))?;
+        let files = checkpoint_files(&gpt, &vocab, &tensors, Some(record), Some(&moments))
+            .map_err(|e| anyhow::anyhow!(e))?;
         for (name, bytes) in files {
             write_atomic(&args.out.join(name), &bytes)?;
         }
         Ok(())
     };
-    let mut evals = Vec::new();
-    let history = nn::train::train(&mut state, &train, &data, |event, state| {
+    // `train` runs this many more steps; the record keeps the run's total.
+    let remaining = TrainConfig { iters: train.iters - resumed_at, ..train.clone() };
+    let history = nn::train::train(&mut state, &remaining, &data, |event, state| {
         let TrainEvent::Eval(e) = event else { return };
+        // A run resumed at an evaluation step evaluates it again (the same figures): keep one.
+        if evals.last().is_some_and(|last: &EvalStats| last.step == e.step) {
+            return;
+        }
         evals.push(*e);
         let elapsed_s = started.elapsed().as_secs_f64();
         if !args.json {
@@ -186,7 +278,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         // Checkpoint at every evaluation after the first, so that an interrupted run keeps its progress.
-        if e.step > 0 && save_error.is_none() {
+        if e.step > resumed_at && save_error.is_none() {
             save_error = save(state, &evals, elapsed_s).err();
         }
     })
@@ -195,14 +287,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if let Some(e) = save_error {
         return Err(e);
     }
-    if history.evals.last().is_none_or(|e| e.step == 0) {
-        save(&state, &history.evals, wall_s)?;
+    if evals.last().is_none_or(|e| e.step == resumed_at) {
+        save(&state, &evals, wall_s)?;
     }
     let svg_path = args.out.join("loss.svg");
     let title = format!("{} GPT on {}", units::format_count(params as f64), file_name(&args.data));
-    write_atomic(&svg_path, loss_svg(&history.steps, &history.evals, &title).as_bytes())?;
-    let final_val_loss = history.evals.last().map_or(f32::NAN, |e| e.val_loss);
-    let ms_per_step = 1e3 * wall_s / state.step.max(1) as f64;
+    write_atomic(&svg_path, loss_svg(&history.steps, &evals, &title).as_bytes())?;
+    let final_val_loss = evals.last().map_or(f32::NAN, |e| e.val_loss);
+    let ms_per_step = 1e3 * wall_s / (state.step - resumed_at).max(1) as f64;
     if args.json {
         return print_json(&Report {
             checkpoint: args.out.display().to_string(),
@@ -213,7 +305,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             val_tokens: data.val.len(),
             config: gpt,
             train,
-            evals: history.evals,
+            evals,
             final_val_loss,
             wall_s,
             ms_per_step,
@@ -225,7 +317,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         state.step,
         units::format_duration(wall_s)
     );
-    println!("wrote {} (model.safetensors, config.json) and {}", args.out.display(), svg_path.display());
+    println!(
+        "wrote {} (model.safetensors, optimizer.safetensors, config.json) and {}",
+        args.out.display(),
+        svg_path.display()
+    );
     Ok(())
 }
 
@@ -275,13 +371,14 @@ fn gpt_config(args: &Args, vocab_size: usize) -> anyhow::Result<GptConfig> {
 }
 
 fn train_config(args: &Args) -> TrainConfig {
+    let iters = args.iters.unwrap_or(2000);
     TrainConfig {
-        iters: args.iters,
+        iters,
         batch_size: args.batch,
         lr: args.lr,
         min_lr: args.min_lr,
         warmup_iters: args.warmup,
-        lr_decay_iters: args.decay_iters.unwrap_or(args.iters),
+        lr_decay_iters: args.decay_iters.unwrap_or(iters),
         weight_decay: args.weight_decay,
         grad_clip: args.grad_clip,
         eval_interval: args.eval_interval,
