@@ -34,14 +34,19 @@ params = {
     "a100.gemm_max_efficiency": 0.82,
     "a100.gemm_half_flops": 4.0e9,
     "a100.attention_efficiency": 0.55,
-    "h100.gemm_max_efficiency": 0.72,
-    "h100.gemm_half_flops": 1.2e10,
-    "h100.attention_efficiency": 0.40,
-    "h100.fp8_efficiency_ratio": 0.75,
     "eager.elementwise_traffic_factor": 1.0,
     "eager.attention_efficiency_factor": 1.0,
 }
 fixed = {
+    # Hopper (H100 and H200: the same GH100 compute) is not fitted: its figures are kernel measurements, from
+    # `python3 tools/kernel_calibration.py tests/data/measured/h200_gpu_probe.json` (cuBLAS bf16 and fp8 GEMMs
+    # and cuDNN FlashAttention timed on one H200 by tools/gpu_probe.py). The end-to-end fit used to absorb eager
+    # PyTorch's memory-bound traffic into a GEMM curve half as fast as cuBLAS (README, "Measured here"); with
+    # Hopper pinned to its kernels, that traffic falls to the kernel stack's factors, where it belongs.
+    "h100.gemm_max_efficiency": 0.70,
+    "h100.gemm_half_flops": 1.259e10,
+    "h100.attention_efficiency": 0.28,
+    "h100.fp8_efficiency_ratio": 0.88,
     "v100.attention_efficiency": 0.45,
     "b200.gemm_max_efficiency": 0.70,
     "b200.gemm_half_flops": 2.4e10,
@@ -53,7 +58,7 @@ grid = {
     "gemm_half_flops": [5e8, 1e9, 2e9, 4e9, 8e9, 1.6e10, 3.2e10, 6.4e10],
     "attention_efficiency": [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7],
     "fp8_efficiency_ratio": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-    "elementwise_traffic_factor": [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0],
+    "elementwise_traffic_factor": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0],
     "attention_efficiency_factor": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
 }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::daemons::{Procs, default_job, http_get, run_job};
 use crate::support::choir;
 
-const STEPS: u32 = 24;
+const STEPS: u32 = 40;
 const EVERY: u64 = 2;
 
 /// The coordinator's `/status`, or `None` when it no longer answers (it exited).
@@ -252,7 +252,7 @@ fn every_injected_fault_kind_is_survived_with_the_fault_free_final_state() {
     let reference = reference_digest(dir.path(), &job);
 
     let mut procs = Procs::default();
-    let (c, grpc, http, ckpt, report) = start_faulty(&mut procs, dir.path(), &job, 6);
+    let (c, grpc, http, ckpt, report) = start_faulty(&mut procs, dir.path(), &job, 12);
     // Two spares: a killed worker is gone for good; a hung or partitioned one comes back as a spare.
     for i in 0..6 {
         procs.named_worker(&grpc, "tok", &format!("proc-{i}"));
