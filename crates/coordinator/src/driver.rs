@@ -555,7 +555,10 @@ where
                     let why = if stuck.is_empty() {
                         format!("no progress for {quiet:.2} s in {what}; every worker waits for a peer")
                     } else {
-                        format!("no progress for {quiet:.2} s in {what}; stuck in its own work: {}", stuck.join(", "))
+                        format!(
+                            "no progress for {quiet:.2} s in {what}; stuck in its own work or silent: {}",
+                            stuck.join(", ")
+                        )
                     };
                     for id in &stuck {
                         shared.declare_dead(id, None, &format!("hung ({why})"));

@@ -338,7 +338,7 @@ mod tests {
         let wrong_type = DEFAULT_JOB_TOML.replace("steps = 10", "steps = \"ten\"");
         let e = parse(&wrong_type).unwrap_err().to_string();
         assert!(e.contains("steps"), "{e}");
-        let bad_scale = DEFAULT_JOB_TOML.replace("time_scale = 10.0", "time_scale = -1.0");
+        let bad_scale = DEFAULT_JOB_TOML.replace("time_scale = 30.0", "time_scale = -1.0");
         let e = parse(&bad_scale).unwrap_err().to_string();
         assert!(e.contains("time_scale = -1"), "{e}");
         let bad_schedule = DEFAULT_JOB_TOML.replace("schedule = \"1f1b\"", "schedule = \"2f2b\"");

@@ -265,8 +265,8 @@ impl Shared {
             .collect()
     }
 
-    /// When none of `ids` has made progress for longer than `timeout`: how long, and those busy with their own
-    /// work (the stuck ones; the others wait for them).
+    /// When none of `ids` has made progress for longer than `timeout`: how long, and the stuck ones (busy with
+    /// their own work, or silent; the others wait for them).
     /// Quiet time counts from `since` at the earliest (the call's start: nothing progresses between steps).
     pub(crate) fn stalled(
         &self,
@@ -281,8 +281,15 @@ impl Shared {
         if quiet <= timeout {
             return None;
         }
-        let busy = ids.iter().filter(|id| r.workers.get(*id).is_some_and(|w| w.busy)).cloned().collect();
-        Some((quiet.as_secs_f64(), busy))
+        // The stuck: those busy with their own work, and those whose heartbeats stopped (more than 1.5 intervals
+        // without one: a frozen machine, whose last report still says "waiting" and whose deadline is not up).
+        let silent_after = self.heartbeat.interval.mul_f64(1.5);
+        let stuck = ids
+            .iter()
+            .filter(|id| r.workers.get(*id).is_some_and(|w| w.busy || w.last_beat.elapsed() > silent_after))
+            .cloned()
+            .collect();
+        Some((quiet.as_secs_f64(), stuck))
     }
 
     /// Alive workers in the order they joined.
