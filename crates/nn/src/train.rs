@@ -219,7 +219,7 @@ pub fn resume(
     let mut state = start(gpt, config, tensors)?;
     state.decay.load_state(optimizer, at.adam_steps)?;
     state.no_decay.load_state(optimizer, at.adam_steps)?;
-    let expected = state.decay.state()?.len() + state.no_decay.state()?.len();
+    let expected = 2 * state.vars.len();
     if optimizer.len() != expected {
         return Err(crate::NnError::Checkpoint(format!(
             "optimizer state: {} tensors, expected {expected} (two per variable)",
