@@ -40,8 +40,9 @@ def main():
 # `measured.kernels` is one further step under torch.profiler: GPU seconds by kernel class (gemm: cuBLAS/nvjet
 # matrix products; attention: the SDPA kernels; optimizer: the fused Adam; other: everything else, i.e. the
 # element-wise, normalisation, cast, copy, softmax/cross-entropy and reduction kernels).
-# These are our own measurements, not published ones, and are kept apart from the public set. They were not
-# used to fit anything in crates/sim/data/compute.toml.""")
+# These are our own measurements, not published ones, and are kept apart from the public set. The probe's
+# kernel timings set Hopper's compute figures (tools/kernel_calibration.py); these whole steps informed one
+# choice only: the eager traffic factor 2.5 over 2.0, which tie on the public set (crates/sim/data/compute.toml).""")
     steps = [(p, s) for p, run in runs for s in run["step"]]
     for src, s in steps:
         compiled = s.get("kernels") == "torch.compile"
