@@ -645,7 +645,8 @@ async fn run_steps(
             .filter(|d| members.iter().any(|m| m.id == d.worker_id))
             .collect();
         if !drains.is_empty() && done < journal.steps_total {
-            return Err(drain(shared, job, run_id, ckpt, members, journal, store, config, drains).await?);
+            drain(shared, job, run_id, ckpt, members, journal, store, config, &drains).await?;
+            return Err(Stop::Drained(drains));
         }
     }
     Ok(())
@@ -663,12 +664,12 @@ async fn drain(
     journal: &mut JournalState,
     store: &dyn JournalStore,
     config: &DriveConfig,
-    drains: Vec<DrainRequest>,
-) -> Result<Stop, Stop> {
+    drains: &[DrainRequest],
+) -> Result<(), Stop> {
     if journal.checkpoint_step != journal.steps_done {
         checkpoint(shared, job, run_id, ckpt, members, journal, store, config).await?;
     }
-    for d in &drains {
+    for d in drains {
         if let Some(m) = members.iter().find(|m| m.id == d.worker_id) {
             let reason = format!("drained after the checkpoint of step {}", journal.steps_done);
             if let Err(e) = m.client.clone().shutdown(pb::ShutdownRequest { reason }).await {
@@ -680,7 +681,7 @@ async fn drain(
         }
         shared.retire(&d.worker_id, "drained");
     }
-    Ok(Stop::Drained(drains))
+    Ok(())
 }
 
 /// Has every member write its shards of the state after `journal.steps_done` steps, then commits the

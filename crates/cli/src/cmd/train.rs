@@ -161,15 +161,10 @@ fn load_resumed(dir: &Path, iters: Option<usize>) -> anyhow::Result<Resumed> {
         nn::checkpoint::TokenizerMeta::Char { .. } => None,
     };
     let device = device()?;
-    let loaded = nn::checkpoint::load_checkpoint(
-        &config_json,
-        &read(nn::checkpoint::WEIGHTS_FILE)?,
-        tokenizer_text.as_deref(),
-        &device,
-    )
-    .map_err(|e| bad_input(format!("--resume: {}: {e}", dir.display())))?;
-    let weights_bytes = read(nn::checkpoint::WEIGHTS_FILE)?;
-    let tensors = nn::params::from_safetensors(&weights_bytes, &meta.gpt, &device).map_err(bad_input)?;
+    let weights = read(nn::checkpoint::WEIGHTS_FILE)?;
+    let loaded = nn::checkpoint::load_checkpoint(&config_json, &weights, tokenizer_text.as_deref(), &device)
+        .map_err(|e| bad_input(format!("--resume: {}: {e}", dir.display())))?;
+    let tensors = nn::params::from_safetensors(&weights, &meta.gpt, &device).map_err(bad_input)?;
     let optimizer_path = dir.join(nn::checkpoint::OPTIMIZER_FILE);
     let moments: nn::params::Tensors =
         nn::params::load_safetensors(&read(nn::checkpoint::OPTIMIZER_FILE)?, &device)

@@ -211,7 +211,6 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
     let group = case.get("group").and_then(Value::as_str).unwrap_or("").to_owned();
     let kind = case.get("kind").and_then(Value::as_str).unwrap_or("step").to_owned();
     let measured_table = need(case.get("measured"), "measured table")?;
-    let measured = measured_table;
     let parallel = need(case.get("parallel"), "parallel table")?;
     let precision = match case.get("precision").and_then(Value::as_str) {
         Some("fp16") => model::Precision::Fp16,
@@ -228,8 +227,10 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
         let state = model::state_bytes(precision, precision, model::Optimizer::Adam);
         let (w, g, o) = model::model_state_bytes(params, state, zero, dp);
         let predicted = (w + g + o) / 1e9;
-        let measured =
-            need(num(measured, "model_state_memory_gb_per_gpu"), "measured.model_state_memory_gb_per_gpu")?;
+        let measured = need(
+            num(measured_table, "model_state_memory_gb_per_gpu"),
+            "measured.model_state_memory_gb_per_gpu",
+        )?;
         return Ok(CaseResult {
             id,
             group,
@@ -241,7 +242,7 @@ fn evaluate(case: &Value, calibration: Option<&str>) -> anyhow::Result<CaseResul
             kernels: BTreeMap::new(),
         });
     }
-    let measured = need(num(measured, "step_time_s"), "measured.step_time_s")?;
+    let measured = need(num(measured_table, "step_time_s"), "measured.step_time_s")?;
     let m = need(case.get("model"), "model table")?;
     let gated = m.get("gated_mlp").and_then(Value::as_bool).unwrap_or(false);
     let mut spec = model::preset(if gated { "llama3-8b" } else { "gpt3-175b" })?;
